@@ -1,0 +1,42 @@
+# One command to run a local cluster, one to run the tests; both bootstrap what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.PHONY: all venv run test test-fast lint bench clean
+
+all: test
+
+$(STAMP): pyproject.toml scripts/install-pymesos.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing mesos-py and its test dependencies into $(VENV)"
+	@$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING' || true
+	@$(PY) -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING' || true
+	@echo "==> installing pymesos (http-parser without its C extension)"
+	@./scripts/install-pymesos.sh $(PY)
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## run: a local cluster (master on 127.0.0.1:5050 and two agents); Ctrl-C stops it
+run: $(STAMP)
+	$(VENV)/bin/mesos-local --num_agents=2 --ip=127.0.0.1 --port=5050 --work_dir=$${MESOS_WORK_DIR:-/tmp/mesos-local}
+
+## lint: ruff and mypy over the package, tests and benchmarks
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+## test: lint, then the whole suite (unit, integration, compat with pymesos)
+test: lint
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -x tests/unit
+
+bench: $(STAMP)
+	$(PY) benchmarks/launch_throughput.py --local --tasks 500
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,695 @@
+"""The agent core: frameworks, executors and tasks, and what happens to them.
+
+Pure and synchronous. The one mutator is :meth:`AgentCore.handle`, which takes an
+event (a frozen value: a master's RUN_TASK, an executor's UPDATE, an executor that
+exited, a timer that fired) and the current time, changes the state, and returns
+the effects for the service to carry out (start a process, write to an executor's
+stream, hand a status update to the status-update manager, tell the master).
+Container ids and status-update uuids are minted by functions passed in, so tests
+are deterministic.
+
+Executor life cycle (as Mesos' ``Executor::State``)::
+
+    REGISTERING --SUBSCRIBE--> RUNNING --shutdown--> TERMINATING --exit--> TERMINATED
+         |                                                                    ^
+         +------------------ exit / registration timeout ---------------------+
+
+A task of an executor is *queued* until the executor subscribes, then *launched*
+(sent as LAUNCH / LAUNCH_GROUP); a terminal update moves it to *terminated*, and the
+scheduler's acknowledgement of that update moves it to *completed*. A TERMINATED
+executor with no unacknowledged tasks is moved to its framework's completed
+executors; a framework with no executors left is removed.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from mesos.agent import paths
+from mesos.agent.events import (
+    CloseExecutorStream,
+    DestroyContainer,
+    Effect,
+    Event,
+    ExecutorExited,
+    ExecutorLaunchFailed,
+    ExecutorMessage,
+    ExecutorMessageToMaster,
+    ExecutorStarted,
+    ExecutorSubscribed,
+    ExecutorUpdate,
+    ExitedExecutor,
+    ForwardStatus,
+    FrameworkMessage,
+    FrameworksRemoved,
+    KillTask,
+    LaunchExecutor,
+    Registered,
+    RegistrationTimeout,
+    RunTask,
+    RunTaskGroup,
+    SendToExecutor,
+    ShutdownAll,
+    ShutdownContainer,
+    ShutdownExecutor,
+    ShutdownFramework,
+    UpdateAcknowledged,
+    UpdateFramework,
+)
+from mesos.agent.state import Executor, Framework, QueuedLaunch, Task, Termination
+from mesos.v1 import executor as ev1
+from mesos.v1 import mesos as v1
+from mesos.v1.mesos import TERMINAL_STATES
+
+log = logging.getLogger(__name__)
+
+# Mesos' DEFAULT_EXECUTOR_CPUS / DEFAULT_EXECUTOR_MEM: the command executor's allowance.
+COMMAND_EXECUTOR_CPUS = 0.1
+COMMAND_EXECUTOR_MEM = 32.0
+MAX_COMPLETED_FRAMEWORKS = 50
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    work_dir: str
+    command_executor_argv: tuple[str, ...]
+    default_executor_argv: tuple[str, ...]
+    shutdown_grace_period: float = 5.0
+    registration_timeout: float = 60.0
+    max_completed_executors_per_framework: int = 150
+
+
+def command_executor_name(task: v1.TaskInfo) -> str:
+    """``Command Executor (Task: <id>) (Command: sh -c '<first 12 chars>...')``."""
+    command = task.command or v1.CommandInfo()
+    if command.shell:
+        value = command.value or ""
+        shown = value if len(value) <= 15 else value[:12] + "..."
+        text = f"sh -c '{shown}'"
+    else:
+        text = "[" + ", ".join([command.value or "", *command.arguments]) + "]"
+    return f"Command Executor (Task: {task.task_id.value}) (Command: {text})"
+
+
+def allocation_role(resources: list[v1.Resource], info: v1.FrameworkInfo) -> str | None:
+    """The role the resources were allocated to, else the framework's only role."""
+    for resource in resources:
+        if resource.allocation_info is not None and resource.allocation_info.role:
+            return resource.allocation_info.role
+    if len(info.roles) == 1:
+        return info.roles[0]
+    return info.role if info.role is not None else ("*" if not info.roles else None)
+
+
+def _argv_command(argv: tuple[str, ...]) -> v1.CommandInfo:
+    return v1.CommandInfo(shell=False, value=argv[0], arguments=list(argv))
+
+
+def _overhead(role: str | None) -> list[v1.Resource]:
+    alloc = v1.AllocationInfo(role=role) if role is not None else None
+    return [
+        v1.Resource(name="cpus", type="SCALAR", scalar=v1.Scalar(value=COMMAND_EXECUTOR_CPUS),
+                    allocation_info=alloc),
+        v1.Resource(name="mem", type="SCALAR", scalar=v1.Scalar(value=COMMAND_EXECUTOR_MEM),
+                    allocation_info=alloc),
+    ]
+
+
+class AgentCore:
+    """What the agent knows; changed only through :meth:`handle`."""
+
+    def __init__(
+        self,
+        config: CoreConfig,
+        agent_info: v1.AgentInfo,
+        *,
+        new_container_id: Callable[[], str],
+        new_uuid: Callable[[], bytes],
+    ) -> None:
+        self.config = config
+        self.agent_info = agent_info
+        self.frameworks: dict[str, Framework] = {}
+        self.completed_frameworks: collections.deque[Framework] = collections.deque(
+            maxlen=MAX_COMPLETED_FRAMEWORKS
+        )
+        self._new_container_id = new_container_id
+        self._new_uuid = new_uuid
+        # Counters for /metrics/snapshot.
+        self.terminal_counts: collections.Counter[str] = collections.Counter()
+        self.valid_status_updates = 0
+        self.invalid_status_updates = 0
+        self.valid_framework_messages = 0
+        self.invalid_framework_messages = 0
+        self.executors_terminated = 0
+        self._handlers: dict[type, Callable[[Any, float], list[Effect]]] = {
+            Registered: self._registered,
+            RunTask: self._run_task,
+            RunTaskGroup: self._run_task_group,
+            KillTask: self._kill_task,
+            ShutdownExecutor: self._shutdown_executor,
+            ShutdownFramework: self._shutdown_framework,
+            ShutdownAll: self._shutdown_all,
+            UpdateFramework: self._update_framework,
+            FrameworkMessage: self._framework_message,
+            ExecutorSubscribed: self._executor_subscribed,
+            ExecutorUpdate: self._executor_update,
+            ExecutorMessage: self._executor_message,
+            ExecutorStarted: self._executor_started,
+            ExecutorLaunchFailed: self._executor_launch_failed,
+            RegistrationTimeout: self._registration_timeout,
+            ExecutorExited: self._executor_exited,
+            UpdateAcknowledged: self._update_acknowledged,
+        }
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.agent_info.id.value if self.agent_info.id is not None else None
+
+    def executor(self, framework_id: str, executor_id: str) -> Executor | None:
+        framework = self.frameworks.get(framework_id)
+        return framework.executors.get(executor_id) if framework is not None else None
+
+    def executors(self) -> Iterator[Executor]:
+        for framework in self.frameworks.values():
+            yield from framework.executors.values()
+
+    def tasks(self) -> Iterator[Task]:
+        """Every task not yet completed: queued, live, or awaiting acknowledgement."""
+        for executor in self.executors():
+            yield from executor.queued_tasks()
+            yield from executor.launched.values()
+            yield from executor.terminated.values()
+
+    def executor_call_error(
+        self, framework_id: str, executor_id: str, call_type: str
+    ) -> tuple[int, str] | None:
+        """The HTTP status and message Mesos answers an executor call with, if refused."""
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            return 400, "Framework cannot be found"
+        executor = framework.executors.get(executor_id)
+        if executor is None:
+            return 400, "Executor cannot be found"
+        if executor.state == "REGISTERING" and call_type != "SUBSCRIBE":
+            return 403, "Executor is not subscribed"
+        return None
+
+    # ------------------------------------------------------------------ the mutator
+
+    def handle(self, event: Event, now: float) -> list[Effect]:
+        handler = self._handlers[type(event)]
+        return handler(event, now)
+
+    # ------------------------------------------------------------------ master events
+
+    def _registered(self, event: Registered, now: float) -> list[Effect]:
+        self.agent_info = msgspec.structs.replace(
+            self.agent_info, id=v1.AgentID(value=event.agent_id)
+        )
+        return []
+
+    def _framework_for(self, info: v1.FrameworkInfo) -> Framework:
+        assert info.id is not None, "RUN_TASK without a framework id"
+        framework = self.frameworks.get(info.id.value)
+        if framework is None:
+            framework = Framework(
+                info,
+                completed_executors=collections.deque(
+                    maxlen=self.config.max_completed_executors_per_framework
+                ),
+            )
+            self.frameworks[info.id.value] = framework
+        elif framework.state == "RUNNING":
+            framework.info = info
+        return framework
+
+    def _run_task(self, event: RunTask, now: float) -> list[Effect]:
+        framework = self._framework_for(event.framework_info)
+        task = event.task
+        role = allocation_role(task.resources, framework.info)
+        if task.executor is not None:
+            info = task.executor
+            command_executor = False
+        else:
+            info = self._command_executor_info(task, framework, role)
+            command_executor = True
+        log.info("Got assigned task '%s' of framework %s", task.task_id.value, framework.id)
+        tasks = [Task(task, framework.id, info.executor_id.value)]
+        return self._launch(framework, info, tasks, False, command_executor, role, now)
+
+    def _run_task_group(self, event: RunTaskGroup, now: float) -> list[Effect]:
+        framework = self._framework_for(event.framework_info)
+        info = event.executor
+        if info.type is None:
+            info = msgspec.structs.replace(info, type="DEFAULT")
+        if info.command is None and info.type == "DEFAULT":
+            argv = self.config.default_executor_argv
+            info = msgspec.structs.replace(info, command=_argv_command(argv))
+        tasks = [Task(t, framework.id, info.executor_id.value) for t in event.tasks]
+        role = allocation_role(
+            [r for t in event.tasks for r in t.resources] + info.resources, framework.info
+        )
+        ids = ", ".join(t.id for t in tasks)
+        log.info("Got assigned task group [%s] of framework %s", ids, framework.id)
+        return self._launch(framework, info, tasks, True, False, role, now)
+
+    def _command_executor_info(
+        self, task: v1.TaskInfo, framework: Framework, role: str | None
+    ) -> v1.ExecutorInfo:
+        command = _argv_command(self.config.command_executor_argv)
+        if task.command is not None and task.command.user is not None:
+            command = msgspec.structs.replace(command, user=task.command.user)
+        return v1.ExecutorInfo(
+            type="CUSTOM",
+            executor_id=v1.ExecutorID(value=task.task_id.value),
+            framework_id=framework.info.id,
+            command=command,
+            container=task.container,
+            resources=_overhead(role),
+            name=command_executor_name(task),
+            source=task.task_id.value,
+            labels=task.labels,
+        )
+
+    def _launch(
+        self,
+        framework: Framework,
+        info: v1.ExecutorInfo,
+        tasks: list[Task],
+        group: bool,
+        command_executor: bool,
+        role: str | None,
+        now: float,
+    ) -> list[Effect]:
+        if info.framework_id is None:
+            info = msgspec.structs.replace(info, framework_id=framework.info.id)
+        if framework.state == "TERMINATING":
+            return self._drop_tasks(framework, tasks, "Framework terminating", now)
+        executor = framework.executors.get(info.executor_id.value)
+        if executor is not None and executor.state in ("TERMINATING", "TERMINATED"):
+            reason = f"Executor {executor.state.lower()}"
+            return self._drop_tasks(framework, tasks, reason, now)
+        effects: list[Effect] = []
+        if executor is None:
+            executor = self._new_executor(framework, info, command_executor, role)
+            effects.append(
+                LaunchExecutor(
+                    framework.id, executor.id, executor.container_id, executor.directory,
+                    executor.info, framework.info, role, command_executor,
+                )
+            )
+        if executor.state == "RUNNING":
+            effects.append(self._send_launch(executor, QueuedLaunch(tasks, group)))
+        else:
+            executor.queued.append(QueuedLaunch(tasks, group))
+            log.info("Queued %s for executor '%s' of framework %s",
+                     ", ".join(f"task '{t.id}'" for t in tasks), executor.id, framework.id)
+        return effects
+
+    def _new_executor(
+        self,
+        framework: Framework,
+        info: v1.ExecutorInfo,
+        command_executor: bool,
+        role: str | None,
+    ) -> Executor:
+        assert self.agent_id is not None, "launching before registration"
+        container_id = self._new_container_id()
+        directory = paths.sandbox_dir(
+            self.config.work_dir, self.agent_id, framework.id, info.executor_id.value,
+            container_id,
+        )
+        executor = Executor(info, framework.id, container_id, directory, command_executor, role)
+        framework.executors[executor.id] = executor
+        return executor
+
+    def _drop_tasks(
+        self, framework: Framework, tasks: list[Task], message: str, now: float
+    ) -> list[Effect]:
+        state = "TASK_DROPPED" if framework.partition_aware() else "TASK_LOST"
+        log.warning("Dropping %s of framework %s: %s",
+                    ", ".join(f"task '{t.id}'" for t in tasks), framework.id, message)
+        return [
+            ForwardStatus(framework.id, self._status(
+                t.id, state, "REASON_EXECUTOR_TERMINATED", message, now, t.executor_id))
+            for t in tasks
+        ]
+
+    def _send_launch(self, executor: Executor, launch: QueuedLaunch) -> SendToExecutor:
+        for task in launch.tasks:
+            executor.launched[task.id] = task
+        if launch.group:
+            group = v1.TaskGroupInfo(tasks=[t.info for t in launch.tasks])
+            event = ev1.Event(type="LAUNCH_GROUP", launch_group=ev1.LaunchGroup(task_group=group))
+        else:
+            event = ev1.Event(type="LAUNCH", launch=ev1.Launch(task=launch.tasks[0].info))
+        for task in launch.tasks:
+            log.info("Launching task '%s' on executor '%s' of framework %s",
+                     task.id, executor.id, executor.framework_id)
+        return SendToExecutor(executor.framework_id, executor.id, event)
+
+    def _kill_task(self, event: KillTask, now: float) -> list[Effect]:
+        framework = self.frameworks.get(event.framework_id)
+        if framework is None or framework.state == "TERMINATING":
+            log.warning("Ignoring kill of task '%s': framework %s is not running here",
+                        event.task_id, event.framework_id)
+            return []
+        executor = framework.executor_of_task(event.task_id)
+        if executor is None:
+            if any(t.id == event.task_id for ex in framework.completed_executors
+                   for t in ex.completed):
+                return []
+            log.warning("Cannot kill task '%s' of framework %s: no executor runs it",
+                        event.task_id, framework.id)
+            state = "TASK_DROPPED" if framework.partition_aware() else "TASK_LOST"
+            return [ForwardStatus(framework.id, self._status(
+                event.task_id, state, "REASON_EXECUTOR_TERMINATED", "Cannot find executor", now))]
+        if executor.state in ("TERMINATING", "TERMINATED"):
+            log.warning("Ignoring kill of task '%s': executor '%s' is %s",
+                        event.task_id, executor.id, executor.state.lower())
+            return []
+        launch = next((q for q in executor.queued if event.task_id in {t.id for t in q.tasks}),
+                      None)
+        if launch is not None:
+            return self._kill_queued(framework, executor, launch, now)
+        if event.task_id in executor.terminated:
+            return []
+        log.info("Asking executor '%s' of framework %s to kill task '%s'",
+                 executor.id, framework.id, event.task_id)
+        kill = ev1.Kill(task_id=v1.TaskID(value=event.task_id), kill_policy=event.kill_policy)
+        return [SendToExecutor(framework.id, executor.id, ev1.Event(type="KILL", kill=kill))]
+
+    def _kill_queued(
+        self, framework: Framework, executor: Executor, launch: QueuedLaunch, now: float
+    ) -> list[Effect]:
+        executor.queued.remove(launch)
+        effects: list[Effect] = []
+        for task in launch.tasks:
+            log.info("Killing task '%s' of framework %s before it was launched",
+                     task.id, framework.id)
+            status = self._status(task.id, "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH",
+                                  "Killed before delivery to the executor", now, executor.id)
+            self._record(executor, task, status)
+            executor.terminated[task.id] = task
+            effects.append(ForwardStatus(framework.id, status))
+        if not executor.queued and not executor.launched:
+            # Nothing left for this executor to run: do not leave it behind.
+            effects.extend(self._begin_shutdown(framework, executor))
+        return effects
+
+    def _shutdown_executor(self, event: ShutdownExecutor, now: float) -> list[Effect]:
+        framework = self.frameworks.get(event.framework_id)
+        executor = self.executor(event.framework_id, event.executor_id)
+        if framework is None or executor is None:
+            log.warning("Ignoring shutdown of unknown executor '%s' of framework %s",
+                        event.executor_id, event.framework_id)
+            return []
+        return self._begin_shutdown(framework, executor)
+
+    def _begin_shutdown(self, framework: Framework, executor: Executor) -> list[Effect]:
+        if executor.state in ("TERMINATING", "TERMINATED"):
+            return []
+        was = executor.state
+        executor.state = "TERMINATING"
+        log.info("Shutting down executor '%s' of framework %s", executor.id, framework.id)
+        if was == "REGISTERING":
+            return [DestroyContainer(framework.id, executor.id, executor.container_id)]
+        grace = executor.grace_period(self.config.shutdown_grace_period)
+        return [
+            SendToExecutor(framework.id, executor.id, ev1.Event(type="SHUTDOWN")),
+            ShutdownContainer(framework.id, executor.id, executor.container_id, grace),
+        ]
+
+    def _shutdown_framework(self, event: ShutdownFramework, now: float) -> list[Effect]:
+        framework = self.frameworks.get(event.framework_id)
+        if framework is None:
+            return []
+        return self._terminate_framework(framework)
+
+    def _terminate_framework(self, framework: Framework) -> list[Effect]:
+        if framework.state == "TERMINATING":
+            return []
+        log.info("Shutting down framework %s", framework.id)
+        framework.state = "TERMINATING"
+        effects: list[Effect] = []
+        for executor in list(framework.executors.values()):
+            if executor.state == "TERMINATED":
+                self._remove_executor(framework, executor)
+            else:
+                effects.extend(self._begin_shutdown(framework, executor))
+        effects.extend(self._maybe_remove_framework(framework))
+        return effects
+
+    def _shutdown_all(self, event: ShutdownAll, now: float) -> list[Effect]:
+        effects: list[Effect] = []
+        for framework in list(self.frameworks.values()):
+            effects.extend(self._terminate_framework(framework))
+        return effects
+
+    def _update_framework(self, event: UpdateFramework, now: float) -> list[Effect]:
+        info = event.framework_info
+        framework = self.frameworks.get(info.id.value) if info.id is not None else None
+        if framework is not None and framework.state == "RUNNING":
+            framework.info = info
+        return []
+
+    def _framework_message(self, event: FrameworkMessage, now: float) -> list[Effect]:
+        executor = self.executor(event.framework_id, event.executor_id)
+        framework = self.frameworks.get(event.framework_id)
+        if (framework is None or framework.state != "RUNNING" or executor is None
+                or executor.state != "RUNNING"):
+            log.warning("Dropping message for executor '%s' of framework %s: not running",
+                        event.executor_id, event.framework_id)
+            self.invalid_framework_messages += 1
+            return []
+        self.valid_framework_messages += 1
+        message = ev1.Event(type="MESSAGE", message=ev1.Message(data=event.data))
+        return [SendToExecutor(event.framework_id, event.executor_id, message)]
+
+    # ------------------------------------------------------------------ executor events
+
+    def _executor_subscribed(self, event: ExecutorSubscribed, now: float) -> list[Effect]:
+        framework = self.frameworks[event.framework_id]
+        executor = framework.executors[event.executor_id]
+        if executor.state in ("TERMINATING", "TERMINATED"):
+            log.info("Executor '%s' of framework %s subscribed while %s; shutting it down",
+                     executor.id, framework.id, executor.state.lower())
+            return [SendToExecutor(framework.id, executor.id, ev1.Event(type="SHUTDOWN"))]
+        log.info("Executor '%s' of framework %s subscribed", executor.id, framework.id)
+        executor.state = "RUNNING"
+        subscribed = ev1.Subscribed(
+            executor_info=executor.info,
+            framework_info=framework.info,
+            agent_info=self.agent_info,
+            container_id=v1.ContainerID(value=executor.container_id),
+        )
+        effects: list[Effect] = [
+            SendToExecutor(framework.id, executor.id,
+                           ev1.Event(type="SUBSCRIBED", subscribed=subscribed))
+        ]
+        queued, executor.queued = executor.queued, []
+        effects.extend(self._send_launch(executor, launch) for launch in queued)
+        return effects
+
+    def _executor_update(self, event: ExecutorUpdate, now: float) -> list[Effect]:
+        executor = self.frameworks[event.framework_id].executors[event.executor_id]
+        status = event.status
+        container_status = status.container_status or v1.ContainerStatus()
+        if container_status.container_id is None:
+            container_status = msgspec.structs.replace(
+                container_status, container_id=v1.ContainerID(value=executor.container_id),
+                executor_pid=container_status.executor_pid or executor.pid)
+        status = msgspec.structs.replace(
+            status,
+            agent_id=self.agent_info.id,
+            executor_id=v1.ExecutorID(value=executor.id),
+            timestamp=status.timestamp if status.timestamp is not None else now,
+            container_status=container_status,
+        )
+        self.valid_status_updates += 1
+        task = executor.find_task(status.task_id.value)
+        if task is not None:
+            self._apply_status(executor, task, status)
+        else:
+            log.warning("Status update %s for unknown task '%s' of executor '%s'",
+                        status.state, status.task_id.value, executor.id)
+        return [ForwardStatus(event.framework_id, status, ack_executor=executor.id)]
+
+    def _executor_message(self, event: ExecutorMessage, now: float) -> list[Effect]:
+        return [ExecutorMessageToMaster(event.framework_id, event.executor_id, event.data)]
+
+    def _current(self, framework_id: str, executor_id: str, container_id: str) -> Executor | None:
+        executor = self.executor(framework_id, executor_id)
+        if executor is None or executor.container_id != container_id:
+            return None
+        return executor
+
+    def _executor_started(self, event: ExecutorStarted, now: float) -> list[Effect]:
+        executor = self._current(event.framework_id, event.executor_id, event.container_id)
+        if executor is not None:
+            executor.pid = event.pid
+        return []
+
+    def _executor_launch_failed(self, event: ExecutorLaunchFailed, now: float) -> list[Effect]:
+        executor = self._current(event.framework_id, event.executor_id, event.container_id)
+        if executor is None:
+            return []
+        executor.termination = Termination(
+            "TASK_FAILED", "REASON_CONTAINER_LAUNCH_FAILED",
+            f"Failed to launch container: {event.message}")
+        exited = ExecutorExited(event.framework_id, event.executor_id, event.container_id, None)
+        return self._executor_exited(exited, now)
+
+    def _registration_timeout(self, event: RegistrationTimeout, now: float) -> list[Effect]:
+        executor = self._current(event.framework_id, event.executor_id, event.container_id)
+        if executor is None or executor.state != "REGISTERING":
+            return []
+        log.warning("Terminating executor '%s' of framework %s: it did not subscribe within "
+                    "%gs", executor.id, executor.framework_id, self.config.registration_timeout)
+        executor.state = "TERMINATING"
+        executor.termination = Termination(
+            "TASK_FAILED", "REASON_EXECUTOR_REGISTRATION_TIMEOUT",
+            f"Executor did not register within {self.config.registration_timeout:g}secs")
+        return [DestroyContainer(executor.framework_id, executor.id, executor.container_id)]
+
+    def _executor_exited(self, event: ExecutorExited, now: float) -> list[Effect]:
+        executor = self._current(event.framework_id, event.executor_id, event.container_id)
+        if executor is None or executor.state == "TERMINATED":
+            return []
+        framework = self.frameworks[event.framework_id]
+        log.info("Executor '%s' of framework %s exited with status %s",
+                 executor.id, framework.id, event.status)
+        executor.state = "TERMINATED"
+        executor.exit_status = event.status
+        self.executors_terminated += 1
+        effects: list[Effect] = [
+            DestroyContainer(framework.id, executor.id, executor.container_id),
+            CloseExecutorStream(framework.id, executor.id),
+        ]
+        if framework.state == "RUNNING":
+            effects.extend(self._fail_live_tasks(framework, executor, now))
+        if not executor.command_executor:
+            # As Mesos: the master never heard of a command task's executor.
+            effects.append(ExitedExecutor(framework.id, executor.id, event.status))
+        if framework.state == "TERMINATING" or not executor.incomplete():
+            self._remove_executor(framework, executor)
+            effects.extend(self._maybe_remove_framework(framework))
+        return effects
+
+    def _fail_live_tasks(
+        self, framework: Framework, executor: Executor, now: float
+    ) -> list[Effect]:
+        term = executor.termination or Termination(
+            "TASK_FAILED", "REASON_EXECUTOR_TERMINATED", "Executor terminated")
+        effects: list[Effect] = []
+        live = executor.queued_tasks() + [
+            t for t in executor.launched.values() if t.state not in TERMINAL_STATES
+        ]
+        for task in live:
+            status = self._status(task.id, term.state, term.reason, term.message, now,
+                                  executor.id)
+            self._apply_status(executor, task, status)
+            effects.append(ForwardStatus(framework.id, status))
+        executor.queued = []
+        return effects
+
+    def _update_acknowledged(self, event: UpdateAcknowledged, now: float) -> list[Effect]:
+        if event.state not in TERMINAL_STATES:
+            return []
+        framework = self.frameworks.get(event.framework_id)
+        if framework is None:
+            return []
+        for executor in list(framework.executors.values()):
+            task = executor.terminated.pop(event.task_id, None)
+            if task is None:
+                continue
+            executor.completed.append(task)
+            if executor.state == "TERMINATED" and not executor.incomplete():
+                self._remove_executor(framework, executor)
+                return self._maybe_remove_framework(framework)
+            return []
+        return []
+
+    # ------------------------------------------------------------------ helpers
+
+    def _status(
+        self,
+        task_id: str,
+        state: str,
+        reason: str | None,
+        message: str,
+        now: float,
+        executor_id: str | None = None,
+    ) -> v1.TaskStatus:
+        """A status update generated by the agent itself (SOURCE_AGENT, fresh uuid)."""
+        return v1.TaskStatus(
+            task_id=v1.TaskID(value=task_id),
+            state=state,  # type: ignore[arg-type]
+            message=message,
+            source="SOURCE_AGENT",
+            reason=reason,  # type: ignore[arg-type]
+            agent_id=self.agent_info.id,
+            executor_id=v1.ExecutorID(value=executor_id) if executor_id else None,
+            timestamp=now,
+            uuid=self._new_uuid(),
+        )
+
+    def _record(self, executor: Executor, task: Task, status: v1.TaskStatus) -> None:
+        if task.state != status.state:
+            log.info("Task '%s' of framework %s is now %s%s", task.id, task.framework_id,
+                     status.state, f" ({status.reason})" if status.reason else "")
+        if status.state in TERMINAL_STATES and task.state not in TERMINAL_STATES:
+            self.terminal_counts[status.state] += 1
+        task.state = status.state
+        task.statuses.append(msgspec.structs.replace(status, data=None))
+
+    def _apply_status(self, executor: Executor, task: Task, status: v1.TaskStatus) -> None:
+        """Executor::updateTaskState: the latest state, and the move to ``terminated``."""
+        self._record(executor, task, status)
+        if status.state not in TERMINAL_STATES:
+            return
+        if task.id in executor.launched:
+            executor.terminated[task.id] = executor.launched.pop(task.id)
+        else:
+            for launch in executor.queued:
+                if task in launch.tasks:
+                    launch.tasks.remove(task)
+                    executor.terminated[task.id] = task
+            executor.queued = [q for q in executor.queued if q.tasks]
+
+    def _remove_executor(self, framework: Framework, executor: Executor) -> None:
+        framework.executors.pop(executor.id, None)
+        framework.completed_executors.append(executor)
+
+    def _maybe_remove_framework(self, framework: Framework) -> list[Effect]:
+        if framework.executors:
+            return []
+        log.info("Removing framework %s", framework.id)
+        self.frameworks.pop(framework.id, None)
+        self.completed_frameworks.append(framework)
+        return [FrameworksRemoved((framework.id,))]
+
+    # ------------------------------------------------------------------ checks
+
+    def validate(self) -> None:
+        """Assert the invariants (for tests)."""
+        for fw_id, framework in self.frameworks.items():
+            assert framework.id == fw_id
+            for ex_id, executor in framework.executors.items():
+                assert executor.id == ex_id and executor.framework_id == fw_id
+                ids = [t.id for t in executor.queued_tasks()] + list(executor.launched) + list(
+                    executor.terminated)
+                assert len(ids) == len(set(ids)), f"task in two places: {ids}"
+                assert all(t.state not in TERMINAL_STATES for t in executor.queued_tasks())
+                assert all(t.state not in TERMINAL_STATES for t in executor.launched.values())
+                assert all(t.state in TERMINAL_STATES for t in executor.terminated.values())
+                if executor.state != "REGISTERING":
+                    assert not executor.queued

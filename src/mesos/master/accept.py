@@ -1,0 +1,223 @@
+"""Validation of an ACCEPT call's operations against the offers it names (pure).
+
+Everything is checked before anything changes, so a refused ACCEPT leaves the
+master exactly as it was. Semantic races (an offer that was rescinded or already
+used) are not errors: they are reported back as ``invalid_offers`` so the caller
+can answer 202 and send TASK_LOST/TASK_DROPPED, as Mesos does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mesos.errors import ValidationError
+from mesos.master.state import Framework, Offer, Task
+from mesos.resources import Resources, ResourcesError
+from mesos.v1 import codec
+from mesos.v1 import mesos as v1
+
+SUPPORTED_OPERATIONS = ("LAUNCH", "LAUNCH_GROUP")
+
+
+@dataclass
+class Launch:
+    """One task (or task group member) to start, with what it consumes."""
+
+    task: v1.TaskInfo
+    executor: v1.ExecutorInfo | None  # None for command tasks
+    resources: Resources  # the task's own resources
+    executor_resources: Resources  # resources of a new executor, counted once
+    group: list[v1.TaskInfo] | None = None  # set on the first task of a LAUNCH_GROUP
+
+
+@dataclass
+class AcceptPlan:
+    agent_id: str | None
+    role: str
+    offers: list[Offer]
+    launches: list[Launch] = field(default_factory=list)
+    groups: list[tuple[v1.ExecutorInfo, list[Launch]]] = field(default_factory=list)
+    remaining: Resources = field(default_factory=Resources.empty)
+    invalid_offers: list[str] = field(default_factory=list)
+
+
+def resources_of(items: list[v1.Resource], where: str) -> Resources:
+    try:
+        return Resources.from_json(codec.to_builtins(items))
+    except ResourcesError as exc:
+        raise ValidationError(f"Invalid resources in {where}: {exc}") from None
+
+
+def plan_accept(
+    framework: Framework,
+    offers: Mapping[str, Offer],
+    offer_ids: list[str],
+    operations: list[v1.Operation],
+) -> AcceptPlan:
+    """Check ``operations`` against ``offer_ids``; raise ValidationError if malformed."""
+    if not offer_ids:
+        raise ValidationError("Failed to validate scheduler::Call: Expecting at least one offer ID")
+    if len(set(offer_ids)) != len(offer_ids):
+        raise ValidationError("Failed to validate scheduler::Call: Duplicate offer IDs in 'accept.offer_ids'")
+    valid: list[Offer] = []
+    invalid: list[str] = []
+    for offer_id in offer_ids:
+        offer = offers.get(offer_id)
+        if offer is None or offer.framework_id != framework.id:
+            invalid.append(offer_id)
+        else:
+            valid.append(offer)
+    agents = {o.agent_id for o in valid}
+    if len(agents) > 1:
+        raise ValidationError(
+            "Failed to validate scheduler::Call: Aggregated offers must belong to one agent"
+        )
+    roles = {o.role for o in valid}
+    if len(roles) > 1:
+        raise ValidationError(
+            "Failed to validate scheduler::Call: Aggregated offers must be allocated to one role"
+        )
+    plan = AcceptPlan(
+        agent_id=next(iter(agents)) if agents else None,
+        role=next(iter(roles)) if roles else (framework.roles[0] if framework.roles else "*"),
+        offers=valid,
+        invalid_offers=invalid,
+    )
+    available = Resources.empty()
+    for offer in valid:
+        available = available + offer.resources
+    if invalid:
+        # Nothing is launched from a partly invalid ACCEPT; tasks are reported lost.
+        plan.remaining = available
+        _check_operation_types(operations)
+        return plan
+    seen_tasks: set[str] = set()
+    new_executors: dict[str, v1.ExecutorInfo] = {}
+    for i, op in enumerate(operations):
+        where = f"accept.operations[{i}]"
+        if op.type == "LAUNCH":
+            if op.launch is None:
+                raise ValidationError(f"Expecting '{where}.launch' to be present")
+            for j, task in enumerate(op.launch.task_infos):
+                launch = _plan_task(
+                    framework, plan, task, None, f"{where}.launch.task_infos[{j}]",
+                    seen_tasks, new_executors,
+                )
+                available = _consume(available, launch, f"{where}.launch.task_infos[{j}]")
+                plan.launches.append(launch)
+        elif op.type == "LAUNCH_GROUP":
+            if op.launch_group is None:
+                raise ValidationError(f"Expecting '{where}.launch_group' to be present")
+            executor = op.launch_group.executor
+            if executor.type not in (None, "DEFAULT"):
+                raise ValidationError(f"'{where}.launch_group.executor.type' must be DEFAULT")
+            tasks = op.launch_group.task_group.tasks
+            if not tasks:
+                raise ValidationError(f"'{where}.launch_group.task_group.tasks' must not be empty")
+            members: list[Launch] = []
+            for j, task in enumerate(tasks):
+                twhere = f"{where}.launch_group.task_group.tasks[{j}]"
+                if task.executor is not None:
+                    raise ValidationError(f"'{twhere}.executor' must not be set in a task group")
+                if task.command is None:
+                    raise ValidationError(f"'{twhere}.command' is required in a task group")
+                launch = _plan_task(
+                    framework, plan, task, executor, twhere, seen_tasks, new_executors
+                )
+                available = _consume(available, launch, twhere)
+                members.append(launch)
+            plan.groups.append((executor, members))
+        elif op.type in SUPPORTED_OPERATIONS:
+            raise AssertionError(op.type)
+        else:
+            raise ValidationError(
+                f"Operation '{where}.type' {op.type} is not supported by this master yet"
+            )
+    plan.remaining = available
+    return plan
+
+
+def _check_operation_types(operations: list[v1.Operation]) -> None:
+    for i, op in enumerate(operations):
+        if op.type not in SUPPORTED_OPERATIONS:
+            raise ValidationError(
+                f"Operation 'accept.operations[{i}].type' {op.type} is not supported by this master yet"
+            )
+
+
+def _consume(available: Resources, launch: Launch, where: str) -> Resources:
+    needed = launch.resources + launch.executor_resources
+    if not available.contains(needed):
+        raise ValidationError(
+            f"Invalid '{where}.resources': task uses resources '{needed}' "
+            f"that are not in the remaining offered resources '{available}'"
+        )
+    return available - needed
+
+
+def _plan_task(
+    framework: Framework,
+    plan: AcceptPlan,
+    task: v1.TaskInfo,
+    group_executor: v1.ExecutorInfo | None,
+    where: str,
+    seen_tasks: set[str],
+    new_executors: dict[str, v1.ExecutorInfo],
+) -> Launch:
+    task_id = task.task_id.value
+    if not task_id:
+        raise ValidationError(f"'{where}.task_id.value' must not be empty")
+    if task_id in seen_tasks or task_id in framework.tasks or task_id in framework.unreachable_tasks:
+        raise ValidationError(f"Invalid '{where}.task_id': task '{task_id}' already exists")
+    seen_tasks.add(task_id)
+    if plan.agent_id is not None and task.agent_id.value != plan.agent_id:
+        raise ValidationError(
+            f"Invalid '{where}.agent_id': '{task.agent_id.value}' is not the agent of the offers "
+            f"('{plan.agent_id}')"
+        )
+    if group_executor is None and (task.command is None) == (task.executor is None):
+        raise ValidationError(f"Invalid '{where}': exactly one of 'command' or 'executor' must be set")
+    resources = resources_of(task.resources, f"'{where}.resources'")
+    if not resources:
+        raise ValidationError(f"Invalid '{where}.resources': a task must use some resources")
+    executor = group_executor if group_executor is not None else task.executor
+    executor_resources = Resources.empty()
+    if executor is not None:
+        exec_id = executor.executor_id.value
+        if not exec_id:
+            raise ValidationError(f"'{where}' executor_id.value must not be empty")
+        if executor.framework_id is not None and executor.framework_id.value != framework.id:
+            raise ValidationError(f"Invalid '{where}': executor's framework_id is not this framework")
+        known = framework.executors.get(plan.agent_id or "", {}).get(exec_id)
+        pending = new_executors.get(exec_id)
+        if known is None and pending is None:
+            executor_resources = resources_of(executor.resources, f"'{where}' executor resources")
+            new_executors[exec_id] = executor
+        else:
+            existing = known if known is not None else pending
+            assert existing is not None
+            if _executor_key(existing) != _executor_key(executor):
+                raise ValidationError(
+                    f"Invalid '{where}': executor '{exec_id}' differs from the one already running"
+                )
+    return Launch(task=task, executor=executor, resources=resources,
+                  executor_resources=executor_resources)
+
+
+def _executor_key(info: v1.ExecutorInfo) -> bytes:
+    stripped = codec.to_builtins(info)
+    stripped.pop("framework_id", None)
+    return codec.encode(stripped)
+
+
+def task_of(launch: Launch, framework: Framework, role: str) -> Task:
+    executor_id = launch.executor.executor_id.value if launch.executor is not None else ""
+    return Task(
+        info=launch.task,
+        framework_id=framework.id,
+        agent_id=launch.task.agent_id.value,
+        executor_id=executor_id,
+        role=role,
+        resources=launch.resources,
+    )

@@ -1,0 +1,180 @@
+"""``POST /api/v1/scheduler``: decode, check, hand to the master, answer.
+
+The order of checks follows Mesos (ref §2.1), so clients see the same status
+codes: method, Content-Type, body, call validation, then framework and stream id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from mesos.errors import MesosError, ValidationError
+from mesos.http import responses
+from mesos.http.keys import MASTER
+from mesos.http.streaming import EventStream
+from mesos.master.service import Master, event
+from mesos.master.state import Framework
+from mesos.v1 import codec
+from mesos.v1 import scheduler as sched
+
+log = logging.getLogger("mesos.master.api")
+
+# Calls whose sub-message Mesos requires (ref §2.1 validation rules).
+_NEEDS_BODY = {
+    "ACCEPT": "accept",
+    "DECLINE": "decline",
+    "KILL": "kill",
+    "SHUTDOWN": "shutdown",
+    "ACKNOWLEDGE": "acknowledge",
+    "RECONCILE": "reconcile",
+    "MESSAGE": "message",
+    "REQUEST": "request",
+    "UPDATE_FRAMEWORK": "update_framework",
+    "ACCEPT_INVERSE_OFFERS": "accept_inverse_offers",
+    "DECLINE_INVERSE_OFFERS": "decline_inverse_offers",
+    "ACKNOWLEDGE_OPERATION_STATUS": "acknowledge_operation_status",
+    "RECONCILE_OPERATIONS": "reconcile_operations",
+}
+
+
+def _validate(call: sched.Call) -> None:
+    if call.type == "SUBSCRIBE":
+        if call.subscribe is None:
+            raise ValidationError("Expecting 'subscribe' to be present")
+        info_id = call.subscribe.framework_info.id
+        top_id = call.framework_id
+        if (info_id is None) != (top_id is None) or (
+            info_id is not None and top_id is not None and info_id.value != top_id.value
+        ):
+            raise ValidationError(
+                "'framework_id' differs from 'subscribe.framework_info.id'"
+            )
+        return
+    if call.framework_id is None:
+        raise ValidationError("Expecting 'framework_id' to be present")
+    key = _NEEDS_BODY.get(call.type)
+    if key is not None and getattr(call, key) is None:
+        raise ValidationError(f"Expecting '{key}' to be present")
+
+
+async def scheduler_api(request: web.Request) -> web.StreamResponse:
+    refusal = responses.check_post_json(request)
+    if refusal is not None:
+        return refusal
+    master = request.app[MASTER]
+    body = await request.read()
+    try:
+        call = codec.decode(body, sched.Call)
+    except ValidationError as exc:
+        return responses.bad_request(f"Failed to convert JSON into Call protobuf: {exc}")
+    if call.type == "UNKNOWN":
+        return responses.text(501, "Received an unexpected 'UNKNOWN' call")
+    try:
+        _validate(call)
+    except ValidationError as exc:
+        return responses.bad_request(f"Failed to validate scheduler::Call: {exc}")
+    if call.type == "SUBSCRIBE":
+        return await _subscribe(request, master, call)
+    try:
+        framework = master.framework_for_call(call, request.headers.get("Mesos-Stream-Id"))
+        handler = _HANDLERS.get(call.type)
+        if handler is None:
+            return responses.text(501, f"Call type {call.type} is not supported yet")
+        result = handler(master, framework, call)
+    except MesosError as exc:
+        return responses.from_error(exc)
+    if call.type == "UPDATE_FRAMEWORK":
+        return web.Response(status=200)
+    if isinstance(result, web.StreamResponse):
+        return result
+    return web.Response(status=202)
+
+
+async def _subscribe(request: web.Request, master: Master, call: sched.Call) -> web.StreamResponse:
+    if "Mesos-Stream-Id" in request.headers:
+        return responses.bad_request("Subscribe calls should not include the 'Mesos-Stream-Id' header")
+    if not responses.accepts_json(request):
+        return responses.text(406, "Expecting 'Accept' to allow application/json")
+    stream = EventStream(
+        request,
+        stream_id=str(uuid.uuid4()),
+        heartbeat=event("HEARTBEAT"),
+        heartbeat_interval=float(master.flags.heartbeat_interval),
+    )
+    await stream.prepare()
+    framework = master.subscribe(stream, call)
+    if framework is not None:
+        framework_id = framework.id
+
+        def closed(s: EventStream) -> None:
+            master.stream_closed(framework_id, s)
+
+        stream._on_close = closed
+    return await stream.run()
+
+
+def _accept(m: Master, f: Framework, c: sched.Call) -> None:
+    assert c.accept is not None
+    m.accept(f, c.accept)
+
+
+def _decline(m: Master, f: Framework, c: sched.Call) -> None:
+    assert c.decline is not None
+    m.decline(f, c.decline)
+
+
+def _kill(m: Master, f: Framework, c: sched.Call) -> None:
+    assert c.kill is not None
+    m.kill(f, c.kill)
+
+
+def _shutdown(m: Master, f: Framework, c: sched.Call) -> None:
+    assert c.shutdown is not None
+    m.shutdown_executor(f, c.shutdown)
+
+
+def _ack(m: Master, f: Framework, c: sched.Call) -> None:
+    assert c.acknowledge is not None
+    m.acknowledge(f, c.acknowledge)
+
+
+def _reconcile(m: Master, f: Framework, c: sched.Call) -> None:
+    assert c.reconcile is not None
+    m.reconcile(f, c.reconcile)
+
+
+def _message(m: Master, f: Framework, c: sched.Call) -> None:
+    assert c.message is not None
+    m.message(f, c.message)
+
+
+def _update_framework(m: Master, f: Framework, c: sched.Call) -> None:
+    assert c.update_framework is not None
+    m.update_framework(f, c.update_framework)
+
+
+def _ignore(m: Master, f: Framework, c: sched.Call) -> None:
+    """REQUEST and inverse-offer answers: accepted and ignored, as Mesos' allocator does."""
+
+
+_HANDLERS: dict[str, Callable[[Master, Framework, sched.Call], Any]] = {
+    "TEARDOWN": lambda m, f, c: m.teardown(f),
+    "ACCEPT": _accept,
+    "DECLINE": _decline,
+    "REVIVE": lambda m, f, c: m.revive(f, c.revive.roles if c.revive else None),
+    "SUPPRESS": lambda m, f, c: m.suppress(f, c.suppress.roles if c.suppress else None),
+    "KILL": _kill,
+    "SHUTDOWN": _shutdown,
+    "ACKNOWLEDGE": _ack,
+    "RECONCILE": _reconcile,
+    "MESSAGE": _message,
+    "REQUEST": _ignore,
+    "UPDATE_FRAMEWORK": _update_framework,
+    "ACCEPT_INVERSE_OFFERS": _ignore,
+    "DECLINE_INVERSE_OFFERS": _ignore,
+}

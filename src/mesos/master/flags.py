@@ -1,0 +1,46 @@
+"""Every flag of ``mesos-master``, declared once: name, type, default, help."""
+
+from __future__ import annotations
+
+from mesos.flags import Duration, Flag
+
+FLAGS: list[Flag] = [
+    Flag("ip", str, "127.0.0.1", "IP address to listen on."),
+    Flag("port", int, 5050, "Port to listen on."),
+    Flag("advertise_ip", str, None, "IP address advertised to reach this master."),
+    Flag("advertise_port", int, None, "Port advertised to reach this master."),
+    Flag("hostname", str, None,
+         "Hostname advertised in MasterInfo; the IP when unset or with --no-hostname_lookup."),
+    Flag("hostname_lookup", bool, False,
+         "Whether to look up the hostname of --ip when --hostname is unset."),
+    Flag("work_dir", str, None, "Directory for the master's durable state (the registry)."),
+    Flag("cluster", str, None, "Human readable name for the cluster, shown in the web UI."),
+    Flag("allocation_interval", Duration, "1secs",
+         "Time between batch allocations; resources freed in between trigger one sooner."),
+    Flag("offer_timeout", Duration, None,
+         "How long an offer may stay outstanding before it is rescinded (default: never)."),
+    Flag("agent_ping_timeout", Duration, "15secs",
+         "How long the master waits for an agent to answer a ping.",
+         aliases=("slave_ping_timeout",)),
+    Flag("max_agent_ping_timeouts", int, 5,
+         "Missed pings after which an agent is marked unreachable.",
+         aliases=("max_slave_ping_timeouts",)),
+    Flag("max_completed_frameworks", int, 50, "Completed frameworks kept for the endpoints."),
+    Flag("max_completed_tasks_per_framework", int, 1000,
+         "Completed tasks kept per framework for the endpoints."),
+    Flag("max_unreachable_tasks_per_framework", int, 1000,
+         "Unreachable tasks kept per framework for the endpoints."),
+    Flag("min_allocatable_resources", str, "cpus:0.01|mem:32",
+         "Offer an agent only when its free resources reach one of these ('|' separated)."),
+    Flag("roles", str, None, "Deprecated: comma-separated whitelist of roles."),
+    Flag("weights", str, None, "Comma-separated role=weight pairs, e.g. 'eng=2,ops=1'."),
+    Flag("framework_sorter", str, "drf", "Policy for sorting frameworks within a role."),
+    Flag("role_sorter", str, "drf", "Policy for sorting roles."),
+    Flag("filter_gpu_resources", bool, True,
+         "Offer agents with GPUs only to frameworks with GPU_RESOURCES."),
+    Flag("root_submissions", bool, True, "Whether root may subscribe frameworks."),
+    Flag("heartbeat_interval", Duration, "15secs",
+         "Interval of HEARTBEAT events on scheduler streams (Mesos' fixed 15 s)."),
+    Flag("logging_level", str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+    Flag("log_dir", str, None, "Directory for the log file (default: stderr only)."),
+]

@@ -1,0 +1,293 @@
+"""The master's legacy JSON views (``/master/state`` and friends), in Mesos' shapes.
+
+Legacy conventions differ from v1 (ref §5.3): bare string ids, ``slave_id``,
+resources summarised as flat objects, timestamps as float seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mesos import __version__
+from mesos.attributes import summary as attributes_summary
+from mesos.master.service import Master
+from mesos.master.state import TASK_STATES, Agent, Framework, Task
+from mesos.resources import Resources
+from mesos.v1 import codec
+
+BUILD = {"build_date": "2026-11-24 00:00:00", "build_time": 1795478400.0, "build_user": "mesos-py"}
+
+
+def version() -> dict[str, Any]:
+    return {"version": __version__, **BUILD}
+
+
+def _sum(items: Any) -> Resources:
+    total = Resources.empty()
+    for r in items:
+        total = total + r
+    return total
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": task.id,
+        "name": task.info.name,
+        "framework_id": task.framework_id,
+        "executor_id": task.executor_id,
+        "slave_id": task.agent_id,
+        "state": task.state,
+        "resources": task.resources.summary(),
+        "role": task.role,
+        "statuses": [
+            {k: v for k, v in {
+                "state": s.state,
+                "timestamp": s.timestamp,
+                "healthy": s.healthy,
+                "labels": codec.to_builtins(s.labels.labels) if s.labels else None,
+                "container_status": codec.to_builtins(s.container_status) if s.container_status else None,
+            }.items() if v is not None}
+            for s in task.statuses
+        ],
+    }
+    for name in ("labels", "discovery", "container", "health_check"):
+        value = getattr(task.info, name)
+        if value is not None:
+            out[name] = codec.to_builtins(value)
+    return out
+
+
+def _agent_used(agent: Agent) -> Resources:
+    used = _sum(t.resources for t in agent.all_tasks() if not t.terminal)
+    from mesos.master.accept import resources_of
+
+    for executors in agent.executors.values():
+        for info in executors.values():
+            used = used + resources_of(info.resources, "executor")
+    return used
+
+
+def agent_json(master: Master, agent: Agent, *, full: bool = False) -> dict[str, Any]:
+    offered = _sum(master.offers[o].resources for o in agent.offers if o in master.offers)
+    used = _agent_used(agent)
+    by_role = agent.total.reservations()
+    reserved = {role: res.summary() for role, res in by_role.items()}
+    out: dict[str, Any] = {
+        "id": agent.id,
+        "pid": agent.pid,
+        "hostname": agent.info.hostname,
+        "port": agent.info.port,
+        "registered_time": agent.registered_time,
+        "resources": agent.total.summary(),
+        "used_resources": used.summary(),
+        "offered_resources": offered.summary(),
+        "reserved_resources": reserved,
+        "unreserved_resources": agent.total.unreserved().summary(),
+        "attributes": attributes_summary(codec.to_builtins(agent.info.attributes)),
+        "active": agent.active and agent.connected,
+        "deactivated": not agent.active,
+        "version": agent.version,
+        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT", "TASK_NO_EXECUTOR"],
+    }
+    if agent.reregistered_time is not None:
+        out["reregistered_time"] = agent.reregistered_time
+    if agent.info.domain is not None:
+        out["domain"] = codec.to_builtins(agent.info.domain)
+    if full:
+        out["used_resources_full"] = used.to_json()
+        out["offered_resources_full"] = offered.to_json()
+        out["unreserved_resources_full"] = agent.total.unreserved().to_json()
+        out["reserved_resources_full"] = {
+            role: res.to_json() for role, res in by_role.items()
+        }
+    return out
+
+
+def framework_json(master: Master, framework: Framework, *, summary: bool = False) -> dict[str, Any]:
+    info = framework.info
+    used = _sum(t.resources for t in framework.tasks.values() if not t.terminal)
+    offered = _sum(o.resources for o in framework.offers.values())
+    out: dict[str, Any] = {
+        "id": framework.id,
+        "name": info.name,
+        "hostname": info.hostname or "",
+        "webui_url": info.webui_url or "",
+        "user": info.user,
+        "failover_timeout": info.failover_timeout,
+        "checkpoint": info.checkpoint,
+        "capabilities": sorted(framework.capabilities),
+        "active": framework.active,
+        "connected": framework.connected,
+        "recovered": framework.recovered,
+        "registered_time": framework.registered_time,
+        "unregistered_time": framework.unregistered_time or 0.0,
+        "used_resources": used.summary(),
+        "offered_resources": offered.summary(),
+        "resources": used.summary(),
+    }
+    if framework.reregistered_time is not None:
+        out["reregistered_time"] = framework.reregistered_time
+    if info.principal is not None:
+        out["principal"] = info.principal
+    if "MULTI_ROLE" in framework.capabilities:
+        out["roles"] = list(info.roles)
+    else:
+        out["role"] = info.role or "*"
+    if info.labels is not None:
+        out["labels"] = codec.to_builtins(info.labels.labels)
+    if summary:
+        return out
+    out["tasks"] = [task_json(t) for t in framework.tasks.values()]
+    out["unreachable_tasks"] = [task_json(t) for t in framework.unreachable_tasks.values()]
+    out["completed_tasks"] = [task_json(t) for t in framework.completed_tasks]
+    out["offers"] = [
+        {
+            "id": o.id,
+            "framework_id": o.framework_id,
+            "slave_id": o.agent_id,
+            "resources": o.resources.summary(),
+            "allocation_info": {"role": o.role},
+        }
+        for o in framework.offers.values()
+    ]
+    out["executors"] = [
+        {
+            "executor_id": info.executor_id.value,
+            "name": info.name or "",
+            "framework_id": framework.id,
+            "slave_id": agent_id,
+            "resources": Resources.from_json(codec.to_builtins(info.resources)).summary(),
+            "command": codec.to_builtins(info.command) if info.command else {},
+        }
+        for agent_id, execs in framework.executors.items()
+        for info in execs.values()
+    ]
+    return out
+
+
+def state(master: Master) -> dict[str, Any]:
+    leader = {"id": master.id, "pid": master.pid, "port": master.port, "hostname": master.hostname}
+    out: dict[str, Any] = {
+        **version(),
+        "start_time": master.start_time,
+        "elected_time": master.start_time,
+        "id": master.id,
+        "pid": master.pid,
+        "hostname": master.hostname,
+        "capabilities": ["AGENT_UPDATE"],
+        "activated_slaves": sum(1 for a in master.agents.values() if a.active and a.connected),
+        "deactivated_slaves": sum(1 for a in master.agents.values() if not (a.active and a.connected)),
+        "unreachable_slaves": len(master.unreachable_agents),
+        "leader": master.pid,
+        "leader_info": leader,
+        "flags": master.flags.as_dict(),
+        "slaves": [agent_json(master, a) for a in master.agents.values()],
+        "recovered_slaves": [],
+        "frameworks": [framework_json(master, f) for f in master.frameworks.values()],
+        "completed_frameworks": [framework_json(master, f) for f in master.completed_frameworks],
+        "orphan_tasks": [],
+        "unregistered_frameworks": [],
+    }
+    if master.flags.cluster:
+        out["cluster"] = master.flags.cluster
+    return out
+
+
+def _state_counts(tasks: list[Task]) -> dict[str, int]:
+    counts = dict.fromkeys(TASK_STATES, 0)
+    for task in tasks:
+        counts[task.state] = counts.get(task.state, 0) + 1
+    return counts
+
+
+def state_summary(master: Master) -> dict[str, Any]:
+    slaves = []
+    for agent in master.agents.values():
+        item = agent_json(master, agent)
+        item.update(_state_counts(agent.all_tasks()))
+        item["framework_ids"] = sorted(agent.tasks)
+        slaves.append(item)
+    frameworks = []
+    for framework in master.frameworks.values():
+        item = framework_json(master, framework, summary=True)
+        item.update(_state_counts(list(framework.tasks.values()) + list(framework.completed_tasks)))
+        item["slave_ids"] = sorted({t.agent_id for t in framework.tasks.values()})
+        frameworks.append(item)
+    out: dict[str, Any] = {"hostname": master.hostname, "slaves": slaves, "frameworks": frameworks}
+    if master.flags.cluster:
+        out["cluster"] = master.flags.cluster
+    return out
+
+
+def tasks(master: Master, query: dict[str, str]) -> dict[str, Any]:
+    try:
+        limit = int(query.get("limit", "100"))
+        offset = int(query.get("offset", "0"))
+    except ValueError as exc:
+        raise ValueError(f"Invalid 'limit' or 'offset': {exc}") from None
+    order = query.get("order", "des")
+    if order not in ("asc", "des"):
+        raise ValueError("Invalid 'order': expecting 'asc' or 'des'")
+    framework_id = query.get("framework_id")
+    task_id = query.get("task_id")
+    everything: list[Task] = []
+    for framework in list(master.frameworks.values()) + master.completed_frameworks:
+        if framework_id and framework.id != framework_id:
+            continue
+        everything.extend(framework.tasks.values())
+        everything.extend(framework.unreachable_tasks.values())
+        everything.extend(framework.completed_tasks)
+    if task_id:
+        everything = [t for t in everything if t.id == task_id]
+
+    def started(t: Task) -> float:
+        return t.statuses[0].timestamp or 0.0 if t.statuses else 0.0
+
+    everything.sort(key=started, reverse=(order == "des"))
+    return {"tasks": [task_json(t) for t in everything[offset : offset + max(limit, 0)]]}
+
+
+def metrics(master: Master) -> dict[str, float]:
+    agents = list(master.agents.values())
+    frameworks = list(master.frameworks.values())
+    total = _sum(a.total for a in agents)
+    used = _sum(_agent_used(a) for a in agents if a.connected)
+    out: dict[str, float] = {
+        "master/elected": 1.0,
+        "master/uptime_secs": master.uptime(),
+        "master/slaves_active": float(sum(1 for a in agents if a.active and a.connected)),
+        "master/slaves_inactive": float(sum(1 for a in agents if not a.active)),
+        "master/slaves_connected": float(sum(1 for a in agents if a.connected)),
+        "master/slaves_disconnected": float(sum(1 for a in agents if not a.connected)),
+        "master/slaves_unreachable": float(len(master.unreachable_agents)),
+        "master/frameworks_active": float(sum(1 for f in frameworks if f.active)),
+        "master/frameworks_inactive": float(sum(1 for f in frameworks if not f.active)),
+        "master/frameworks_connected": float(sum(1 for f in frameworks if f.connected)),
+        "master/frameworks_disconnected": float(sum(1 for f in frameworks if not f.connected)),
+        "master/outstanding_offers": float(len(master.offers)),
+    }
+    for name in ("slave_registrations", "slave_reregistrations", "slave_removals",
+                 "slave_unreachable_completed", "valid_status_updates", "invalid_status_updates",
+                 "tasks_launched", "frameworks_subscribed"):
+        out[f"master/{name}"] = 0.0
+    live = [t for f in frameworks for t in f.tasks.values()]
+    counts = _state_counts(live)
+    for state_name in ("TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING",
+                       "TASK_UNREACHABLE"):
+        out[f"master/tasks_{state_name[5:].lower()}"] = float(counts.get(state_name, 0))
+    for state_name in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR",
+                       "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"):
+        out[f"master/tasks_{state_name[5:].lower()}"] = 0.0
+    for key, value in master.counters.snapshot().items():
+        if key.startswith("master/tasks_") and key.endswith("_total"):
+            out[key[: -len("_total")]] = value
+        else:
+            out[key] = value
+    for name in ("cpus", "mem", "disk", "gpus"):
+        t = total.scalar(name)
+        u = used.scalar(name)
+        out[f"master/{name}_total"] = t
+        out[f"master/{name}_used"] = u
+        out[f"master/{name}_percent"] = (u / t) if t else 0.0
+    out["allocator/event_queue_dispatches"] = 0.0
+    return out

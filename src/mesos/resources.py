@@ -1,0 +1,578 @@
+"""`Resources`: an immutable multiset of Mesos resources with Mesos' arithmetic.
+
+Internally a ``Resources`` is a dict ``key -> value`` with one entry per distinct
+
+    key = (name, kind, reservations, allocation_role, disk, revocable, shared, provider_id)
+
+where ``kind`` is 0 SCALAR / 1 RANGES / 2 SET, ``reservations`` a tuple of
+``Reservation`` (last = most refined role), ``disk`` a canonical JSON string of the
+``disk`` object (or None), and the value is in the compact form of ``mesos.values``
+(scalars as int thousandths, coalesced range tuples, frozensets). Shared resources
+keep ``(value, count)`` so that the same volume can be handed out several times.
+
+At the edge everything is JSON-shaped dicts (``v1.Resource`` as ``msgspec.to_builtins``
+gives it): ``from_json`` accepts the post-refinement form (``reservations``), the
+pre-refinement form (``role`` + ``reservation``) and the endpoint form (both).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from mesos.values import (
+    ALLOC,
+    DISK,
+    KIND,
+    KIND_NAMES,
+    NAME,
+    PROVIDER,
+    RANGES,
+    RES,
+    REV,
+    SCALAR,
+    SET,
+    SHARED,
+    Key,
+    Ranges,
+    Reservation,
+    Resource,
+    ResourcesError,
+    add_values,
+    contains_value,
+    entry_from_json,
+    entry_json,
+    entry_text,
+    format_ranges,
+    format_set,
+    is_ancestor_or_self,
+    labels_to_json,
+    parse_text_token,
+    ranges_size,
+    ranges_union,
+    reservation_from_json,
+    sub_values,
+    validate_role,
+)
+
+__all__ = [
+    "Reservation",
+    "Resource",
+    "Resources",
+    "ResourcesError",
+    "detect_resources",
+    "merge_with_detected",
+    "validate_role",
+]
+
+# --------------------------------------------------------------------------- Resources
+
+
+class Resources:
+    """Immutable, flattened resources. See the module docstring for the layout."""
+
+    __slots__ = ("_hash", "_m", "_q")
+
+    _m: dict[Key, Any]
+    _hash: int | None
+    _q: dict[str, float] | None
+
+    def __init__(self, items: Iterable[Mapping[str, Any]] | None = None) -> None:
+        self._m = Resources.from_json(items)._m if items is not None else {}
+        self._hash = None
+        self._q = None
+
+    @classmethod
+    def _make(cls, m: dict[Key, Any]) -> Resources:
+        r = object.__new__(cls)
+        r._m = m
+        r._hash = None
+        r._q = None
+        return r
+
+    # ----------------------------------------------------------------- construction
+
+    @classmethod
+    def empty(cls) -> Resources:
+        return _EMPTY
+
+    @classmethod
+    def from_json(
+        cls, items: Iterable[Any] | Mapping[str, Any] | None, default_role: str = "*"
+    ) -> Resources:
+        """v1 Resource JSON (a list, or one object); pre-refinement ``role`` accepted."""
+        if items is None:
+            return _EMPTY
+        if isinstance(items, Mapping):
+            items = [items]
+        m: dict[Key, Any] = {}
+        for item in items:
+            entry = entry_from_json(item, default_role)
+            if entry is None:
+                continue
+            key, value = entry
+            cur = m.get(key)
+            m[key] = value if cur is None else add_values(key, cur, value)
+        return cls._make(m)
+
+    @classmethod
+    def parse(cls, text: str, default_role: str = "*") -> Resources:
+        """``--resources`` text (``cpus:4;mem:1024;ports:[31000-32000];disk(r):10``) or
+        a JSON array of Resource objects; unroled entries get ``default_role``."""
+        validate_role(default_role)
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                items = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise ResourcesError(f"Failed to parse resources JSON: {exc}") from None
+            if not isinstance(items, list):
+                raise ResourcesError("Resources JSON must be an array of Resource objects")
+            return cls.from_json(items, default_role=default_role)
+        m: dict[Key, Any] = {}
+        for token in stripped.split(";"):
+            token = token.strip()
+            if not token:
+                continue
+            entry = parse_text_token(token, default_role)
+            if entry is None:
+                continue
+            key, value = entry
+            cur = m.get(key)
+            m[key] = value if cur is None else add_values(key, cur, value)
+        return cls._make(m)
+
+    # ----------------------------------------------------------------- output
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """Post-refinement v1 Resource JSON (``reservations`` stack, no ``role``)."""
+        out: list[dict[str, Any]] = []
+        for key, value in self._m.items():
+            count = 1
+            if key[SHARED]:
+                value, count = value
+            d = entry_json(key, value)
+            if key[RES]:
+                d["reservations"] = [r.to_json() for r in key[RES]]
+            out.append(d)
+            out.extend(dict(d) for _ in range(count - 1))
+        return out
+
+    def to_json_pre_refinement(self) -> list[dict[str, Any]]:
+        """What frameworks without RESERVATION_REFINEMENT see: ``role`` (``"*"`` when
+        unreserved) plus ``reservation`` for dynamic reservations; no ``reservations``."""
+        out: list[dict[str, Any]] = []
+        for key, value in self._m.items():
+            count = 1
+            if key[SHARED]:
+                value, count = value
+            d = entry_json(key, value)
+            stack = key[RES]
+            d["role"] = stack[-1].role if stack else "*"
+            if stack and stack[-1].type == "DYNAMIC":
+                last = stack[-1]
+                info: dict[str, Any] = {}
+                if last.principal is not None:
+                    info["principal"] = last.principal
+                if last.labels is not None:
+                    info["labels"] = labels_to_json(last.labels)
+                d["reservation"] = info
+            out.extend(dict(d) for _ in range(count))
+        return out
+
+    def to_json_endpoint(self) -> list[dict[str, Any]]:
+        """Legacy ``/state`` ``*_full`` form: both ``role`` and ``reservations``."""
+        out = self.to_json()
+        for d in out:
+            stack = d.get("reservations")
+            d["role"] = stack[-1]["role"] if stack else "*"
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Legacy flat form: ``{"cpus": 4.0, "gpus": 0.0, "mem": 1024.0, "disk": 0.0,
+        "ports": "[31000-32000]", "bugs": "{a, b}"}``."""
+        out: dict[str, Any] = {"cpus": 0.0, "gpus": 0.0, "mem": 0.0, "disk": 0.0}
+        scalars: dict[str, int] = {}
+        ranges: dict[str, Ranges] = {}
+        sets: dict[str, frozenset[str]] = {}
+        for key, value in self._m.items():
+            if key[SHARED]:
+                value = value[0]
+            name, kind = key[NAME], key[KIND]
+            if kind == SCALAR:
+                scalars[name] = scalars.get(name, 0) + value
+            elif kind == RANGES:
+                ranges[name] = ranges_union(ranges.get(name, ()), value)
+            else:
+                sets[name] = sets.get(name, frozenset()) | value
+        for name, millis in scalars.items():
+            out[name] = millis / 1000.0
+        for name, r in ranges.items():
+            out[name] = format_ranges(r)
+        for name, s in sets.items():
+            out[name] = format_set(s)
+        return out
+
+    def __str__(self) -> str:
+        return ";".join(entry_text(k, v) for k, v in self._m.items())
+
+    def __repr__(self) -> str:
+        return f"Resources({str(self)!r})"
+
+    # ----------------------------------------------------------------- value protocol
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Resources):
+            return NotImplemented
+        return self._m == other._m
+
+    def __hash__(self) -> int:
+        h = self._hash
+        if h is None:
+            h = self._hash = hash(frozenset(self._m.items()))
+        return h
+
+    def __bool__(self) -> bool:
+        return bool(self._m)
+
+    def __len__(self) -> int:
+        return len(self._m)
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self.entries())
+
+    def entries(self) -> tuple[Resource, ...]:
+        result: list[Resource] = []
+        for key, value in self._m.items():
+            count = 1
+            if key[SHARED]:
+                value, count = value
+            kind = key[KIND]
+            result.append(
+                Resource(
+                    key[NAME],
+                    KIND_NAMES[kind],
+                    value / 1000.0 if kind == SCALAR else value,
+                    key[RES],
+                    key[ALLOC],
+                    json.loads(key[DISK]) if key[DISK] is not None else None,
+                    key[REV],
+                    key[SHARED],
+                    key[PROVIDER],
+                    count,
+                )
+            )
+        return tuple(result)
+
+    # ----------------------------------------------------------------- arithmetic
+
+    def __add__(self, other: Resources) -> Resources:
+        if not isinstance(other, Resources):
+            return NotImplemented
+        if not other._m:
+            return self
+        if not self._m:
+            return other
+        m = dict(self._m)
+        get = m.get
+        for key, value in other._m.items():
+            cur = get(key)
+            if cur is None:
+                m[key] = value
+            elif type(cur) is int:
+                m[key] = cur + value
+            else:
+                m[key] = add_values(key, cur, value)
+        return Resources._make(m)
+
+    def __sub__(self, other: Resources) -> Resources:
+        """``self - other``; raises ResourcesError unless ``self.contains(other)``."""
+        if not isinstance(other, Resources):
+            return NotImplemented
+        return self._subtract(other, saturate=False)
+
+    def minus(self, other: Resources) -> Resources:
+        """Saturating subtraction: whatever of ``other`` is not here is ignored."""
+        return self._subtract(other, saturate=True)
+
+    def _subtract(self, other: Resources, saturate: bool) -> Resources:
+        if not other._m:
+            return self
+        m = dict(self._m)
+        for key, value in other._m.items():
+            cur = m.get(key)
+            if cur is None:
+                if saturate:
+                    continue
+                raise ResourcesError(
+                    f"Cannot subtract {entry_text(key, value)} from {self}: not contained"
+                )
+            if type(cur) is int:
+                left = cur - value
+                if left < 0 and not saturate:
+                    raise ResourcesError(
+                        f"Cannot subtract {entry_text(key, value)} from "
+                        f"{entry_text(key, cur)}: not contained"
+                    )
+                if left > 0:
+                    m[key] = left
+                else:
+                    del m[key]
+                continue
+            left = sub_values(key, cur, value, saturate)
+            if left is None:
+                del m[key]
+            else:
+                m[key] = left
+        return Resources._make(m)
+
+    def contains(self, other: Resources) -> bool:
+        mine = self._m
+        for key, value in other._m.items():
+            cur = mine.get(key)
+            if cur is None:
+                return False
+            if type(cur) is int:
+                if cur < value:
+                    return False
+            elif not contains_value(key, cur, value):
+                return False
+        return True
+
+    # ----------------------------------------------------------------- queries
+
+    def names(self) -> set[str]:
+        return {key[NAME] for key in self._m}
+
+    def scalar(self, name: str) -> float:
+        """Sum of every scalar entry called ``name`` (0.0 when none)."""
+        total = 0
+        for key, value in self._m.items():
+            if key[NAME] == name and key[KIND] == SCALAR:
+                total += value[0] if key[SHARED] else value
+        return total / 1000.0
+
+    def ranges(self, name: str) -> list[tuple[int, int]]:
+        """Union of every ranges entry called ``name``, coalesced."""
+        acc: Ranges = ()
+        for key, value in self._m.items():
+            if key[NAME] == name and key[KIND] == RANGES:
+                acc = ranges_union(acc, value[0] if key[SHARED] else value)
+        return list(acc)
+
+    def set_items(self, name: str) -> frozenset[str]:
+        acc: frozenset[str] = frozenset()
+        for key, value in self._m.items():
+            if key[NAME] == name and key[KIND] == SET:
+                acc = acc | (value[0] if key[SHARED] else value)
+        return acc
+
+    def quantities(self) -> dict[str, float]:
+        """``{name: amount}`` over scalars and ranges (ranges counted by size: ports ->
+        how many ports); sets are not quantities."""
+        q = self._q
+        if q is None:
+            acc: dict[str, int] = {}
+            for key, value in self._m.items():
+                kind = key[KIND]
+                if key[SHARED]:
+                    value = value[0]
+                if kind == SCALAR:
+                    acc[key[NAME]] = acc.get(key[NAME], 0) + value
+                elif kind == RANGES:
+                    acc[key[NAME]] = acc.get(key[NAME], 0) + ranges_size(value) * 1000
+            q = self._q = {name: millis / 1000.0 for name, millis in acc.items()}
+        return dict(q)
+
+    # ----------------------------------------------------------------- filters
+
+    def _filter(self, keep: Any) -> Resources:
+        m = {k: v for k, v in self._m.items() if keep(k)}
+        if len(m) == len(self._m):
+            return self
+        return Resources._make(m)
+
+    def named(self, name: str) -> Resources:
+        return self._filter(lambda k: k[NAME] == name)
+
+    def unreserved(self) -> Resources:
+        return self._filter(lambda k: not k[RES])
+
+    def reserved(self, role: str | None = None) -> Resources:
+        """Reserved resources; with ``role``, those whose most refined role is ``role``."""
+        if role is None:
+            return self._filter(lambda k: bool(k[RES]))
+        return self._filter(lambda k: bool(k[RES]) and k[RES][-1].role == role)
+
+    def reservations(self) -> dict[str, Resources]:
+        """``{role: resources reserved to it}`` by most refined role."""
+        groups: dict[str, dict[Key, Any]] = {}
+        for key, value in self._m.items():
+            if key[RES]:
+                groups.setdefault(key[RES][-1].role, {})[key] = value
+        return {role: Resources._make(m) for role, m in groups.items()}
+
+    def allocatable_to(self, role: str) -> Resources:
+        """Unreserved plus resources reserved to ``role`` or one of its ancestors."""
+        return self._filter(lambda k: not k[RES] or is_ancestor_or_self(k[RES][-1].role, role))
+
+    def revocable(self) -> Resources:
+        return self._filter(lambda k: k[REV])
+
+    def non_revocable(self) -> Resources:
+        return self._filter(lambda k: not k[REV])
+
+    def shared(self) -> Resources:
+        return self._filter(lambda k: k[SHARED])
+
+    def non_shared(self) -> Resources:
+        return self._filter(lambda k: not k[SHARED])
+
+    def persistent_volumes(self) -> Resources:
+        return self._filter(lambda k: k[DISK] is not None and '"persistence"' in k[DISK])
+
+    # ----------------------------------------------------------------- transforms
+
+    def _remap(self, change: Any) -> Resources:
+        m: dict[Key, Any] = {}
+        for key, value in self._m.items():
+            new_key = change(key)
+            cur = m.get(new_key)
+            m[new_key] = value if cur is None else add_values(new_key, cur, value)
+        return Resources._make(m)
+
+    def allocate(self, role: str) -> Resources:
+        """The same resources with ``allocation_info.role = role``."""
+        return self._remap(lambda k: (*k[:ALLOC], role, *k[ALLOC + 1 :]))
+
+    def unallocated(self) -> Resources:
+        """The same resources without ``allocation_info``."""
+        if all(k[ALLOC] is None for k in self._m):
+            return self
+        return self._remap(lambda k: (*k[:ALLOC], None, *k[ALLOC + 1 :]))
+
+    def allocations(self) -> dict[str, Resources]:
+        """``{allocation role: resources}`` (entries without allocation_info left out)."""
+        groups: dict[str, dict[Key, Any]] = {}
+        for key, value in self._m.items():
+            if key[ALLOC] is not None:
+                groups.setdefault(key[ALLOC], {})[key] = value
+        return {role: Resources._make(m) for role, m in groups.items()}
+
+    def push_reservation(self, reservation: Mapping[str, Any] | Reservation) -> Resources:
+        """Refine every entry with one more reservation (RESERVE)."""
+        res = (
+            reservation
+            if isinstance(reservation, Reservation)
+            else reservation_from_json("Invalid reservation", reservation)
+        )
+        for key in self._m:
+            stack = key[RES]
+            if stack and not res.role.startswith(stack[-1].role + "/"):
+                raise ResourcesError(
+                    f"Reservation role '{res.role}' does not refine '{stack[-1].role}'"
+                )
+        return self._remap(lambda k: (*k[:RES], (*k[RES], res), *k[RES + 1 :]))
+
+    def pop_reservation(self) -> Resources:
+        """Drop the most refined reservation of every entry (UNRESERVE)."""
+        for key in self._m:
+            if not key[RES]:
+                raise ResourcesError(f"Cannot unreserve unreserved resource '{key[NAME]}'")
+        return self._remap(lambda k: (*k[:RES], k[RES][:-1], *k[RES + 1 :]))
+
+    def to_unreserved(self) -> Resources:
+        """The same resources with every reservation dropped."""
+        return self._remap(lambda k: (*k[:RES], (), *k[RES + 1 :]))
+
+
+_EMPTY = Resources._make({})
+
+
+# --------------------------------------------------------------------------- detection
+
+_MIB = 1 << 20
+_GIB = 1 << 30
+
+
+def _total_memory_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _filesystem_bytes(path: str) -> int | None:
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return None
+        probe = parent
+    try:
+        st = os.statvfs(probe)
+    except OSError:
+        return None
+    return st.f_blocks * st.f_frsize
+
+
+def detect_resources(work_dir: str, default_role: str = "*") -> Resources:
+    """What the agent offers when ``--resources`` does not say (ref §8.1)."""
+    cpus = os.cpu_count() or 1
+    mem_total = _total_memory_bytes()
+    if mem_total is None:
+        mem = _GIB
+    elif mem_total >= 2 * _GIB:
+        mem = mem_total - _GIB
+    else:
+        mem = mem_total // 2
+    disk_total = _filesystem_bytes(work_dir)
+    if disk_total is None:
+        disk = 10 * _GIB
+    elif disk_total >= 10 * _GIB:
+        disk = disk_total - 5 * _GIB
+    else:
+        disk = disk_total // 2
+    text = f"cpus:{cpus};mem:{mem // _MIB};disk:{disk // _MIB};ports:[31000-32000]"
+    return Resources.parse(text, default_role=default_role)
+
+
+def _names_in_flag(text: str) -> set[str]:
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except json.JSONDecodeError:
+            return set()
+        return {i["name"] for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)}
+    names: set[str] = set()
+    for token in stripped.split(";"):
+        head = token.split(":", 1)[0].strip()
+        if head:
+            names.add(head.split("(", 1)[0].strip())
+    return names
+
+
+def merge_with_detected(
+    parsed: Resources | str | None, detected: Resources, default_role: str = "*"
+) -> Resources:
+    """``--resources`` plus detected resources for names it does not mention.
+
+    ``parsed`` may be the flag text itself, so that a name given with a zero value
+    (``cpus:0``, which leaves no entry) still counts as present, as in Mesos.
+    """
+    if parsed is None:
+        return detected
+    if isinstance(parsed, str):
+        present = _names_in_flag(parsed)
+        parsed = Resources.parse(parsed, default_role=default_role)
+    else:
+        present = parsed.names()
+    missing = detected._filter(lambda k: k[NAME] not in present)
+    return parsed + missing

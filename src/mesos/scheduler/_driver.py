@@ -1,0 +1,715 @@
+"""Asynchronous client of the v1 Scheduler HTTP API.
+
+The driver POSTs ``SUBSCRIBE`` to ``/api/v1/scheduler``, keeps the
+``Mesos-Stream-Id`` it is given, decodes the RecordIO event stream and hands each
+event to a :class:`Scheduler` (one at a time, in stream order). Every other call is
+its own POST carrying the stream id.
+
+Connection rules (ref §2, §7):
+
+* ``307`` answers (from a standby master) are followed: ``Location:
+  //host:port/path`` names the leader, which becomes the driver's master for the
+  subscription and for every later call.
+* A stream that ends, fails, or stays silent for ``missed_heartbeats`` heartbeat
+  intervals is dropped and the driver subscribes again with exponential backoff and
+  jitter. It re-subscribes with its framework id (``framework_info.id`` and the
+  top-level ``framework_id``), so the master treats it as a failover. After
+  ``max_reconnects`` consecutive attempts without a ``SUBSCRIBED`` event, ``run()``
+  raises :class:`DisconnectedError`.
+* An exception escaping a handler stops the driver and is re-raised by ``run()``:
+  a framework that wants to survive a failed call catches it itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import getpass
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import msgspec
+
+from mesos.errors import MesosError
+from mesos.v1.recordio import Decoder, RecordIOError
+
+from ._offers import IdLike, launch_operation, to_id
+
+__all__ = [
+    "API_PATH",
+    "CallError",
+    "DisconnectedError",
+    "NotSubscribedError",
+    "Scheduler",
+    "SchedulerDriver",
+    "SchedulerError",
+    "current_user",
+]
+
+log = logging.getLogger("mesos.scheduler")
+
+API_PATH = "/api/v1/scheduler"
+DEFAULT_PORT = 5050
+DEFAULT_HEARTBEAT_INTERVAL = 15.0
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+_json_encode = msgspec.json.Encoder().encode
+_json_decode = msgspec.json.Decoder().decode
+
+
+class SchedulerError(MesosError):
+    """Root of the errors the scheduler driver raises."""
+
+
+class CallError(SchedulerError):
+    """The master answered a call (or SUBSCRIBE) with an unexpected HTTP status."""
+
+    def __init__(self, call_type: str, status: int, body: str) -> None:
+        self.call_type = call_type
+        self.status = status
+        self.body = body
+        detail = f": {body.strip()}" if body.strip() else ""
+        super().__init__(f"{call_type} answered {status}{detail}")
+
+
+class NotSubscribedError(SchedulerError):
+    """A call was made while the driver has no subscribed stream."""
+
+
+class DisconnectedError(SchedulerError):
+    """The driver gave up reconnecting after ``max_reconnects`` attempts."""
+
+    def __init__(self, master: str, attempts: int, reason: str) -> None:
+        self.master = master
+        self.reason = reason
+        super().__init__(f"Gave up on master {master} after {attempts} attempts: {reason}")
+
+
+class Scheduler:
+    """Event handler base class: every method is a no-op; override what you need.
+
+    Handlers run one at a time in stream order, so a handler must not wait for a
+    later event (start a task for that instead). Payloads are Mesos v1 JSON dicts.
+    """
+
+    async def on_subscribed(self, driver: SchedulerDriver, subscribed: dict[str, Any]) -> None:
+        """``subscribed``: ``{framework_id, heartbeat_interval_seconds, master_info}``."""
+
+    async def on_disconnected(self, driver: SchedulerDriver, reason: str) -> None:
+        """A subscribed stream ended; the driver is about to reconnect."""
+
+    async def on_offers(self, driver: SchedulerDriver, offers: list[dict[str, Any]]) -> None:
+        """New resource offers (each a v1 ``Offer``)."""
+
+    async def on_inverse_offers(
+        self, driver: SchedulerDriver, inverse_offers: list[dict[str, Any]]
+    ) -> None:
+        """Maintenance inverse offers."""
+
+    async def on_rescind(self, driver: SchedulerDriver, offer_id: dict[str, Any]) -> None:
+        """An offer is no longer valid."""
+
+    async def on_rescind_inverse_offer(
+        self, driver: SchedulerDriver, inverse_offer_id: dict[str, Any]
+    ) -> None:
+        """An inverse offer is no longer valid."""
+
+    async def on_update(self, driver: SchedulerDriver, status: dict[str, Any]) -> None:
+        """A task status update (v1 ``TaskStatus``).
+
+        With implicit acknowledgements (the default) the driver acknowledges it
+        after this returns, when it carries a ``uuid``.
+        """
+
+    async def on_operation_update(self, driver: SchedulerDriver, status: dict[str, Any]) -> None:
+        """An offer-operation status update (v1 ``OperationStatus``)."""
+
+    async def on_message(self, driver: SchedulerDriver, message: dict[str, Any]) -> None:
+        """``{agent_id, executor_id, data}`` from an executor (``data`` still base64)."""
+
+    async def on_failure(self, driver: SchedulerDriver, failure: dict[str, Any]) -> None:
+        """An agent was lost (``{agent_id}``) or an executor exited (``+ executor_id, status``)."""
+
+    async def on_error(self, driver: SchedulerDriver, message: str) -> None:
+        """The master refused the framework (e.g. ``Framework has been removed``)."""
+
+    async def on_heartbeat(self, driver: SchedulerDriver) -> None:
+        """A HEARTBEAT arrived (the driver already tracks liveness itself)."""
+
+
+def current_user() -> str:
+    """The login name to put in ``FrameworkInfo.user`` (``""`` if there is none)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def _parse_master(master: str) -> str:
+    """``host[:port]`` (an ``http://`` prefix and a path are tolerated) -> ``host:port``."""
+    text = master.strip()
+    if text.startswith(("zk://", "zoo://")):
+        raise ValueError(f"ZooKeeper master URLs are not supported here: '{master}'")
+    split = urlsplit(text if "//" in text else "//" + text)
+    if split.scheme not in ("", "http") or not split.hostname:
+        raise ValueError(f"Expecting a master as 'host:port', got '{master}'")
+    try:
+        port = split.port or DEFAULT_PORT
+    except ValueError:
+        raise ValueError(f"Bad port in master '{master}'") from None
+    host = split.hostname
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def _leader_from_location(location: str) -> str:
+    """``//host:port/path``, ``http://host:port/path`` or bare ``host:port``."""
+    netloc = urlsplit(location).netloc or location.split("/", 1)[0]
+    if not netloc:
+        raise SchedulerError(f"Redirect without a usable Location: '{location}'")
+    return _parse_master(netloc)
+
+
+def _event_payload(event: Mapping[str, Any], key: str) -> dict[str, Any]:
+    payload = event.get(key)
+    return payload if isinstance(payload, dict) else {}
+
+
+class _StreamEnded(Exception):
+    """Internal: the current subscription is over, for the reason given."""
+
+
+class SchedulerDriver:
+    """Drives one framework over the v1 Scheduler API.
+
+    ``master`` is ``"host:port"`` (the port defaults to 5050); ``framework_info`` a
+    v1 ``FrameworkInfo`` dict (``user`` defaults to the current user; an ``id``
+    makes the first SUBSCRIBE a failover of that framework); ``handler`` a
+    :class:`Scheduler`.
+
+    Use ``await driver.run()`` (returns after :meth:`stop` or :meth:`teardown`), or
+    ``async with driver:`` which runs it in the background.
+    """
+
+    def __init__(
+        self,
+        master: str,
+        framework_info: Mapping[str, Any],
+        handler: Scheduler,
+        *,
+        implicit_acknowledgements: bool = True,
+        suppressed_roles: Sequence[str] = (),
+        credentials: tuple[str, str] | None = None,
+        max_reconnects: int = 10,
+        backoff: float = 0.5,
+        backoff_max: float = 15.0,
+        missed_heartbeats: int = 5,
+        connect_timeout: float = 10.0,
+        call_timeout: float = 10.0,
+        max_redirects: int = 5,
+    ) -> None:
+        self._master = _parse_master(master)
+        info = dict(framework_info)
+        info.setdefault("user", current_user())
+        self._framework_info = info
+        self._framework_id: str | None = None
+        if info.get("id"):
+            self._framework_id = to_id(info["id"])["value"]
+        self._handler = handler
+        self._implicit_acks = implicit_acknowledgements
+        self._suppressed_roles = list(suppressed_roles)
+        self._auth = aiohttp.BasicAuth(*credentials) if credentials else None
+        self._max_reconnects = max_reconnects
+        self._backoff = backoff
+        self._backoff_max = backoff_max
+        self._missed_heartbeats = missed_heartbeats
+        self._connect_timeout = connect_timeout
+        self._call_timeout = call_timeout
+        self._max_redirects = max_redirects
+
+        self.heartbeat_interval = DEFAULT_HEARTBEAT_INTERVAL
+        self.master_info: dict[str, Any] | None = None
+        self._stream_id: str | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._response: aiohttp.ClientResponse | None = None
+        self._subscribed = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._running = False
+        self._tearing_down = False
+        self._rng = random.Random()
+        self._dispatch: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
+            "SUBSCRIBED": self._on_subscribed,
+            "HEARTBEAT": self._on_heartbeat,
+            "OFFERS": self._on_offers,
+            "INVERSE_OFFERS": self._on_inverse_offers,
+            "RESCIND": self._on_rescind,
+            "RESCIND_INVERSE_OFFER": self._on_rescind_inverse_offer,
+            "UPDATE": self._on_update,
+            "UPDATE_OPERATION_STATUS": self._on_operation_update,
+            "MESSAGE": self._on_message,
+            "FAILURE": self._on_failure,
+            "ERROR": self._on_error,
+        }
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def master(self) -> str:
+        """The master the driver talks to now (``host:port``; follows redirects)."""
+        return self._master
+
+    @property
+    def framework_id(self) -> str | None:
+        """The framework id, once the master assigned one (or the one given)."""
+        return self._framework_id
+
+    @property
+    def stream_id(self) -> str | None:
+        """The ``Mesos-Stream-Id`` of the live subscription, if any."""
+        return self._stream_id
+
+    @property
+    def subscribed(self) -> bool:
+        return self._subscribed.is_set()
+
+    @property
+    def _stopping(self) -> bool:
+        return self._tearing_down or self._stop_requested.is_set()
+
+    @property
+    def framework_info(self) -> dict[str, Any]:
+        """The ``FrameworkInfo`` sent on the next SUBSCRIBE (with ``id`` once known)."""
+        info = dict(self._framework_info)
+        if self._framework_id is not None:
+            info["id"] = {"value": self._framework_id}
+        return info
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> SchedulerDriver:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the driver in a background task (see :meth:`join`)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="mesos-scheduler-driver")
+        return self._task
+
+    async def join(self) -> None:
+        """Wait for the background task; re-raises what ended it."""
+        if self._task is not None:
+            await self._task
+
+    async def wait_subscribed(self, timeout: float | None = None) -> str:
+        """Wait until subscribed and return the framework id.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds, or what stopped the
+        background driver if it ended first.
+        """
+        waiter = asyncio.ensure_future(self._subscribed.wait())
+        waits: set[asyncio.Future[Any]] = {waiter}
+        if self._task is not None:
+            waits.add(self._task)
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if self._subscribed.is_set() and self._framework_id is not None:
+            return self._framework_id
+        if self._task is not None and self._task.done():
+            self._task.result()  # raises what ended it
+            raise SchedulerError("The driver stopped before subscribing")
+        raise TimeoutError(f"Not subscribed to {self._master} after {timeout}s")
+
+    async def stop(self) -> None:
+        """Close the stream and stop reconnecting. The framework is not torn down.
+
+        Safe to call from a handler; from elsewhere it also waits for the
+        background task (without re-raising; use :meth:`join` for that).
+        """
+        self._stop_requested.set()
+        if self._response is not None:
+            self._response.close()
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            await asyncio.wait({task})
+
+    async def run(self) -> None:
+        """Subscribe and dispatch events until :meth:`stop` or :meth:`teardown`."""
+        if self._running:
+            raise SchedulerError("The driver is already running")
+        self._running = True
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
+        )
+        failures = 0
+        try:
+            while not self._stopping:
+                reason, was_subscribed = await self._subscribe_once()
+                if self._stopping:
+                    break
+                log.warning("Scheduler stream from %s ended: %s", self._master, reason)
+                failures = 1 if was_subscribed else failures + 1
+                if was_subscribed:
+                    await self._handler.on_disconnected(self, reason)
+                if failures > self._max_reconnects:
+                    raise DisconnectedError(self._master, failures, reason)
+                await self._sleep_backoff(failures)
+        finally:
+            self._subscribed.clear()
+            self._stream_id = None
+            session, self._session = self._session, None
+            await session.close()
+            self._running = False
+
+    async def _sleep_backoff(self, failures: int) -> None:
+        delay = min(self._backoff_max, self._backoff * 2 ** (failures - 1))
+        delay *= 0.5 + self._rng.random() / 2
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), delay)
+
+    # ------------------------------------------------------------------ the stream
+
+    def _subscribe_body(self) -> dict[str, Any]:
+        subscribe: dict[str, Any] = {"framework_info": self.framework_info}
+        if self._suppressed_roles:
+            subscribe["suppressed_roles"] = list(self._suppressed_roles)
+        body: dict[str, Any] = {"type": "SUBSCRIBE", "subscribe": subscribe}
+        if self._framework_id is not None:
+            body["framework_id"] = {"value": self._framework_id}
+        return body
+
+    async def _subscribe_once(self) -> tuple[str, bool]:
+        """One subscription, start to end: ``(why it ended, whether it subscribed)``.
+
+        Transport trouble ends the subscription; handler exceptions propagate. Only
+        refusals that retrying cannot fix (a 4xx to SUBSCRIBE) raise :class:`CallError`.
+        """
+        self._subscribed.clear()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                response = await self._post(_json_encode(self._subscribe_body()), "SUBSCRIBE")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return f"cannot subscribe at {self._master}: {exc or type(exc).__name__}", False
+        if response.status != 200:
+            text = await _read_text(response)
+            response.close()
+            if 400 <= response.status < 500:
+                raise CallError("SUBSCRIBE", response.status, text)
+            return f"SUBSCRIBE answered {response.status} {text.strip()}", False
+        self._response = response
+        self._stream_id = response.headers.get("Mesos-Stream-Id")
+        try:
+            await self._read_stream(response)
+        except _StreamEnded as ended:
+            return str(ended), self._subscribed.is_set()
+        finally:
+            self._response = None
+            self._stream_id = None
+            response.close()
+        return "stopped", self._subscribed.is_set()
+
+    def _read_timeout(self) -> float:
+        if not self._subscribed.is_set():
+            return self._connect_timeout
+        return self.heartbeat_interval * self._missed_heartbeats
+
+    async def _read_stream(self, response: aiohttp.ClientResponse) -> None:
+        decoder = Decoder()
+        while not self._stopping:
+            timeout = self._read_timeout()
+            try:
+                async with asyncio.timeout(timeout):
+                    chunk = await response.content.readany()
+            except TimeoutError:
+                raise _StreamEnded(f"no event for {timeout:g}s (missed heartbeats)") from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise _StreamEnded(f"stream failed: {exc or type(exc).__name__}") from None
+            if not chunk:
+                raise _StreamEnded("stream closed by the master")
+            try:
+                records = decoder.feed(chunk)
+            except RecordIOError as exc:
+                raise _StreamEnded(f"bad RecordIO stream: {exc}") from None
+            for record in records:
+                try:
+                    event = _json_decode(record)
+                except msgspec.DecodeError as exc:
+                    raise _StreamEnded(f"bad event JSON: {exc}") from None
+                if isinstance(event, dict):
+                    await self._dispatch_event(event)
+                if self._stopping:
+                    return
+
+    async def _dispatch_event(self, event: dict[str, Any]) -> None:
+        event_type = str(event.get("type", "UNKNOWN"))
+        handler = self._dispatch.get(event_type)
+        if handler is None:
+            log.debug("Ignoring scheduler event of type %s", event_type)
+            return
+        await handler(event)
+
+    async def _on_subscribed(self, event: dict[str, Any]) -> None:
+        subscribed = _event_payload(event, "subscribed")
+        framework_id = subscribed.get("framework_id")
+        if framework_id:
+            self._framework_id = to_id(framework_id)["value"]
+        interval = subscribed.get("heartbeat_interval_seconds")
+        if interval:
+            self.heartbeat_interval = float(interval)
+        self.master_info = subscribed.get("master_info")
+        self._subscribed.set()
+        log.info("Subscribed to %s as framework %s", self._master, self._framework_id)
+        await self._handler.on_subscribed(self, subscribed)
+
+    async def _on_heartbeat(self, event: dict[str, Any]) -> None:
+        await self._handler.on_heartbeat(self)
+
+    async def _on_offers(self, event: dict[str, Any]) -> None:
+        offers = _event_payload(event, "offers").get("offers") or []
+        await self._handler.on_offers(self, list(offers))
+
+    async def _on_inverse_offers(self, event: dict[str, Any]) -> None:
+        offers = _event_payload(event, "inverse_offers").get("inverse_offers") or []
+        await self._handler.on_inverse_offers(self, list(offers))
+
+    async def _on_rescind(self, event: dict[str, Any]) -> None:
+        offer_id = _event_payload(event, "rescind").get("offer_id") or {}
+        await self._handler.on_rescind(self, offer_id)
+
+    async def _on_rescind_inverse_offer(self, event: dict[str, Any]) -> None:
+        payload = _event_payload(event, "rescind_inverse_offer")
+        await self._handler.on_rescind_inverse_offer(self, payload.get("inverse_offer_id") or {})
+
+    async def _on_update(self, event: dict[str, Any]) -> None:
+        status = _event_payload(event, "update").get("status") or {}
+        await self._handler.on_update(self, status)
+        if (
+            self._implicit_acks
+            and status.get("uuid")
+            and self._stream_id is not None
+            and not self._stopping
+        ):
+            await self.acknowledge_update(status)
+
+    async def _on_operation_update(self, event: dict[str, Any]) -> None:
+        status = _event_payload(event, "update_operation_status").get("status") or {}
+        await self._handler.on_operation_update(self, status)
+
+    async def _on_message(self, event: dict[str, Any]) -> None:
+        await self._handler.on_message(self, _event_payload(event, "message"))
+
+    async def _on_failure(self, event: dict[str, Any]) -> None:
+        await self._handler.on_failure(self, _event_payload(event, "failure"))
+
+    async def _on_error(self, event: dict[str, Any]) -> None:
+        message = str(_event_payload(event, "error").get("message", ""))
+        log.warning("Master sent ERROR: %s", message)
+        await self._handler.on_error(self, message)
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _post(self, body: bytes, call_type: str) -> aiohttp.ClientResponse:
+        """POST to the master, following redirects to the leader; the caller reads."""
+        if self._session is None:
+            raise NotSubscribedError("The driver is not running")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if call_type != "SUBSCRIBE" and self._stream_id is not None:
+            headers["Mesos-Stream-Id"] = self._stream_id
+        for _ in range(self._max_redirects + 1):
+            response = await self._session.post(
+                f"http://{self._master}{API_PATH}",
+                data=body,
+                headers=headers,
+                auth=self._auth,
+                allow_redirects=False,
+            )
+            if response.status not in _REDIRECTS:
+                return response
+            location = response.headers.get("Location", "")
+            response.release()
+            leader = _leader_from_location(location)
+            log.info("Master %s redirected %s to %s", self._master, call_type, leader)
+            self._master = leader
+        raise SchedulerError(f"{call_type}: more than {self._max_redirects} redirects")
+
+    async def call(self, call_type: str, payload: Mapping[str, Any] | None = None) -> bytes:
+        """Send one call (``{"type", "framework_id", "<type>": payload}``); return the body.
+
+        Raises :class:`NotSubscribedError` without a live subscription and
+        :class:`CallError` on an HTTP status other than 200/202.
+        """
+        if self._stream_id is None or self._framework_id is None:
+            raise NotSubscribedError(f"Cannot send {call_type}: not subscribed")
+        body: dict[str, Any] = {"type": call_type, "framework_id": {"value": self._framework_id}}
+        if payload is not None:
+            body[call_type.lower()] = payload
+        async with asyncio.timeout(self._call_timeout):
+            response = await self._post(_json_encode(body), call_type)
+            try:
+                data = await response.read()
+            finally:
+                response.release()
+        if response.status not in (200, 202):
+            raise CallError(call_type, response.status, data.decode("utf-8", "replace"))
+        return data
+
+    # ------------------------------------------------------------------ calls
+
+    async def accept(
+        self,
+        offer_ids: Iterable[IdLike],
+        operations: Sequence[Mapping[str, Any]],
+        filters: Mapping[str, Any] | None = None,
+    ) -> None:
+        """ACCEPT offers with ``Offer.Operation``s; unused resources are declined with ``filters``."""
+        payload: dict[str, Any] = {
+            "offer_ids": [to_id(o) for o in offer_ids],
+            "operations": [dict(op) for op in operations],
+        }
+        if filters is not None:
+            payload["filters"] = dict(filters)
+        await self.call("ACCEPT", payload)
+
+    async def launch(
+        self,
+        offer_ids: Iterable[IdLike],
+        task_infos: Sequence[Mapping[str, Any]],
+        filters: Mapping[str, Any] | None = None,
+    ) -> None:
+        """ACCEPT with one LAUNCH operation for ``task_infos``."""
+        await self.accept(offer_ids, [launch_operation(task_infos)], filters)
+
+    async def decline(
+        self, offer_ids: Iterable[IdLike], filters: Mapping[str, Any] | None = None
+    ) -> None:
+        """DECLINE offers; ``filters`` e.g. ``{"refuse_seconds": 60}`` (Mesos default 5)."""
+        payload: dict[str, Any] = {"offer_ids": [to_id(o) for o in offer_ids]}
+        if filters is not None:
+            payload["filters"] = dict(filters)
+        await self.call("DECLINE", payload)
+
+    async def revive(self, roles: Sequence[str] | None = None) -> None:
+        """REVIVE offers (all roles unless given) and clear decline filters."""
+        await self.call("REVIVE", {"roles": list(roles)} if roles else None)
+
+    async def suppress(self, roles: Sequence[str] | None = None) -> None:
+        """SUPPRESS offers (all roles unless given)."""
+        await self.call("SUPPRESS", {"roles": list(roles)} if roles else None)
+
+    async def kill(
+        self,
+        task_id: IdLike,
+        agent_id: IdLike | None = None,
+        kill_policy: Mapping[str, Any] | None = None,
+    ) -> None:
+        """KILL a task."""
+        payload: dict[str, Any] = {"task_id": to_id(task_id)}
+        if agent_id is not None:
+            payload["agent_id"] = to_id(agent_id)
+        if kill_policy is not None:
+            payload["kill_policy"] = dict(kill_policy)
+        await self.call("KILL", payload)
+
+    async def shutdown(self, executor_id: IdLike, agent_id: IdLike) -> None:
+        """SHUTDOWN an executor."""
+        await self.call(
+            "SHUTDOWN", {"executor_id": to_id(executor_id), "agent_id": to_id(agent_id)}
+        )
+
+    async def acknowledge(self, agent_id: IdLike, task_id: IdLike, uuid: str) -> None:
+        """ACKNOWLEDGE a status update; ``uuid`` is the update's base64 ``uuid``."""
+        await self.call(
+            "ACKNOWLEDGE",
+            {"agent_id": to_id(agent_id), "task_id": to_id(task_id), "uuid": uuid},
+        )
+
+    async def acknowledge_update(self, status: Mapping[str, Any]) -> None:
+        """ACKNOWLEDGE a ``TaskStatus`` (no-op for master-generated updates without uuid)."""
+        uuid = status.get("uuid")
+        if not uuid:
+            return
+        await self.acknowledge(status["agent_id"], status["task_id"], str(uuid))
+
+    async def reconcile(self, tasks: Iterable[IdLike | tuple[IdLike, IdLike | None]] = ()) -> None:
+        """RECONCILE tasks (``task_id`` or ``(task_id, agent_id)``); none = all known tasks."""
+        items: list[dict[str, Any]] = []
+        for task in tasks:
+            if isinstance(task, tuple):
+                task_id, agent_id = task
+                item = {"task_id": to_id(task_id)}
+                if agent_id is not None:
+                    item["agent_id"] = to_id(agent_id)
+            else:
+                item = {"task_id": to_id(task)}
+            items.append(item)
+        await self.call("RECONCILE", {"tasks": items})
+
+    async def message(self, agent_id: IdLike, executor_id: IdLike, data: bytes) -> None:
+        """MESSAGE an executor (best effort)."""
+        await self.call(
+            "MESSAGE",
+            {
+                "agent_id": to_id(agent_id),
+                "executor_id": to_id(executor_id),
+                "data": base64.b64encode(data).decode("ascii"),
+            },
+        )
+
+    async def request(self, requests: Sequence[Mapping[str, Any]]) -> None:
+        """REQUEST resources (``[{agent_id?, resources}]``; the built-in allocator ignores it)."""
+        await self.call("REQUEST", {"requests": [dict(r) for r in requests]})
+
+    async def teardown(self) -> None:
+        """TEARDOWN the framework (kills its tasks) and stop the driver."""
+        # Mark the end first: the master closes the stream once the call lands,
+        # and that must not look like a stream loss to reconnect from.
+        self._tearing_down = True
+        try:
+            await self.call("TEARDOWN")
+        except BaseException:
+            self._tearing_down = False
+            raise
+        await self.stop()
+
+    async def update_framework(
+        self,
+        framework_info: Mapping[str, Any] | None = None,
+        suppressed_roles: Sequence[str] | None = None,
+    ) -> None:
+        """UPDATE_FRAMEWORK; the new info (and roles) also apply to later re-subscriptions."""
+        if framework_info is not None:
+            info = dict(framework_info)
+            info.pop("id", None)
+            info.setdefault("user", self._framework_info.get("user", ""))
+            self._framework_info = info
+        if suppressed_roles is not None:
+            self._suppressed_roles = list(suppressed_roles)
+        payload: dict[str, Any] = {"framework_info": self.framework_info}
+        if self._suppressed_roles:
+            payload["suppressed_roles"] = list(self._suppressed_roles)
+        await self.call("UPDATE_FRAMEWORK", payload)
+
+
+async def _read_text(response: aiohttp.ClientResponse) -> str:
+    try:
+        return (await response.read()).decode("utf-8", "replace")
+    except (aiohttp.ClientError, OSError):
+        return ""
