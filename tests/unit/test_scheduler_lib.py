@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.util
 import json
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -425,14 +428,24 @@ async def test_subscribe_refusal_is_fatal() -> None:
     assert len(refusing.subscribes) == 1
 
 
-async def test_handler_exception_stops_the_driver(master: FakeMaster) -> None:
-    class Broken(Scheduler):
-        async def on_offers(self, driver: SchedulerDriver, offers: list[dict[str, Any]]) -> None:
-            raise RuntimeError("handler bug")
+class Broken(Scheduler):
+    async def on_offers(self, driver: SchedulerDriver, offers: list[dict[str, Any]]) -> None:
+        raise RuntimeError("handler bug")
 
+
+async def test_handler_exception_stops_the_driver(master: FakeMaster) -> None:
     master.script = [{"type": "OFFERS", "offers": {"offers": [offer("o1")]}}]
     with pytest.raises(RuntimeError, match="handler bug"):
         await asyncio.wait_for(fast_driver(master.address, Broken()).run(), WAIT)
+
+
+async def test_context_manager_reraises_driver_failure(master: FakeMaster) -> None:
+    master.script = [{"type": "OFFERS", "offers": {"offers": [offer("o1")]}}]
+    with pytest.raises(RuntimeError, match="handler bug"):
+        async with fast_driver(master.address, Broken()) as driver:
+            with pytest.raises(RuntimeError, match="handler bug"):
+                await driver.wait_subscribed(WAIT)
+                await asyncio.wait_for(driver.join(), WAIT)
 
 
 async def test_error_event_reaches_the_handler(master: FakeMaster) -> None:
@@ -564,6 +577,18 @@ async def test_execute_times_out_and_tears_down(
     ]
     assert len(master.calls_of("TEARDOWN")) == 1
 
+    master.script = [{"type": "OFFERS", "offers": {"offers": [offer("tiny", mem=8.0)]}}]
+    code = await run_execute(
+        f"--master={master.address}", "--name=never", "--command=true", "--timeout=300ms"
+    )
+    assert code == 1
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith("(last state: not launched; none of 1 offers fit 'cpus:0.1;mem:32')")
+    )
+    assert len(master.calls_of("DECLINE")) == 1
+
 
 async def test_execute_bad_resources_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     code = await run_execute(
@@ -598,3 +623,56 @@ def test_execute_flag_errors(capsys: pytest.CaptureFixture[str]) -> None:
     environ = {"MESOS_MASTER": "h:1", "MESOS_RESOURCES": "cpus:x"}
     assert execute.main(["--name=x", "--command=true"], environ) == 1
     assert "Failed to parse resources 'cpus:x'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def load_benchmark() -> Any:
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "launch_throughput.py"
+    spec = importlib.util.spec_from_file_location("launch_throughput", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return module
+
+
+async def test_launch_benchmark_against_fake_master(
+    master: FakeMaster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load_benchmark()
+    master.script = [
+        {
+            "type": "OFFERS",
+            "offers": {"offers": [offer("o1", cpus=0.3), offer("o2", cpus=0.5, mem=32.0)]},
+        }
+    ]
+    master.on_call = run_tasks_to("TASK_FINISHED")
+    argv = [f"--master={master.address}", "-n", "5", "--cpus=0.1", "--mem=16", "--json"]
+    code = await asyncio.wait_for(asyncio.to_thread(bench.main, [*argv, "--quiet"]), 30)
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    result = report["result"]
+    assert result["finished"] == 5 and result["failed"] == 0
+    assert result["tasks_per_s"] > 0
+    assert result["latency_running_ms"]["n"] == 5
+    assert result["latency_finished_ms"]["p99"] >= result["latency_finished_ms"]["p50"]
+    assert report["machine"]["cpus"] >= 1
+    assert "--json" in report["command_line"]
+    accepts = master.calls_of("ACCEPT")
+    launched = [len(a.body["accept"]["operations"][0]["launch"]["task_infos"]) for a in accepts]
+    assert sorted(launched) == [2, 3]  # o2 is bounded by its memory
+    assert len(master.calls_of("ACKNOWLEDGE")) == 10
+    assert len(master.calls_of("SUPPRESS")) == 1
+    assert len(master.calls_of("TEARDOWN")) == 1
+
+
+def test_benchmark_percentiles() -> None:
+    bench = load_benchmark()
+    assert bench.percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert bench.percentile(list(range(1, 101)), 99) == 99
+    assert bench.summarize([]) == {"n": 0}

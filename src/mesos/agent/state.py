@@ -109,3 +109,37 @@ class Framework:
 
     def partition_aware(self) -> bool:
         return "PARTITION_AWARE" in self.info.capability_names()
+
+
+def v1_task(
+    task: Task,
+    command_executor: bool,
+    agent_id: v1.AgentID | None,
+    head: v1.TaskStatus | None,
+) -> v1.Task:
+    """The task as a v1 ``Task`` (re-subscription). Command tasks carry no executor id.
+
+    ``head`` is the update in flight to the master, if any; its state and uuid become
+    ``status_update_state`` / ``status_update_uuid``, as in Mesos.
+    """
+    info = task.info
+    return v1.Task(
+        name=info.name,
+        task_id=info.task_id,
+        framework_id=v1.FrameworkID(value=task.framework_id),
+        executor_id=None if command_executor else v1.ExecutorID(value=task.executor_id),
+        agent_id=agent_id or info.agent_id,
+        state=task.state,  # type: ignore[arg-type]
+        resources=info.resources,
+        statuses=task.statuses,
+        status_update_state=head.state if head is not None else None,
+        status_update_uuid=head.uuid if head is not None else None,
+        labels=info.labels,
+        discovery=info.discovery,
+        container=info.container,
+        health_check=info.health_check,
+        check=info.check,
+        kill_policy=info.kill_policy,
+        user=info.command.user if info.command is not None else None,
+        limits=info.limits,
+    )

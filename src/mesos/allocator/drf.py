@@ -90,6 +90,9 @@ class _Framework:
     registered: bool = False
     # role -> ids of the agents where the framework holds resources under it.
     holdings: dict[str, dict[str, None]] = field(default_factory=dict)
+    # Whether resources were reported used without `allocation_info` before the
+    # framework was added, and so were counted under role "*" for the time being.
+    guessed: bool = False
 
 
 class DRFAllocator:
@@ -203,6 +206,8 @@ class DRFAllocator:
         framework.registered = True
         framework.active = active
         self._subscribe(framework, roles, capabilities, suppressed_roles)
+        if framework.guessed:
+            self._reattribute_guessed(framework)
         for agent_id, resources in (used or {}).items():
             agent = self._agents.get(agent_id)
             if agent is not None:
@@ -572,12 +577,25 @@ class DRFAllocator:
     def _track_used(self, agent: _Agent, framework: _Framework, resources: Resources) -> None:
         """Count resources already in use (agent re-registration, framework failover)."""
         default_role = framework.roles[0] if framework.roles else "*"
+        if not framework.registered and any(r.allocation_role is None for r in resources):
+            framework.guessed = True
         for role, part in _split_by_allocation_role(resources, default_role, framework.roles):
             part = agent.available - agent.available.minus(part)  # never over-allocate
             if part:
                 self._track_role(framework, role)
                 self._track(agent, framework, role, part)
         self._sync_activity(framework)
+
+    def _reattribute_guessed(self, framework: _Framework) -> None:
+        """Move what was counted under "*" for an unknown framework to its real roles."""
+        framework.guessed = False
+        if "*" in framework.roles or not framework.roles or "*" not in framework.holdings:
+            return
+        for agent_id in list(framework.holdings["*"]):
+            agent = self._agents[agent_id]
+            held = agent.allocations[(framework.id, "*")]
+            self._untrack(agent, framework, "*", held)
+            self._track_used(agent, framework, held)
 
     def _attribute(
         self, agent: _Agent, framework: _Framework, resources: Resources, role: str | None

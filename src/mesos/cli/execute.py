@@ -150,6 +150,7 @@ class CommandScheduler(Scheduler):
         self.command = dict(command)
         self.kill_after = kill_after
         self.launched = False
+        self.offers_seen = 0
         self.last_state: str | None = None
         self.error: str | None = None
         self.done = asyncio.Event()
@@ -160,6 +161,7 @@ class CommandScheduler(Scheduler):
         _print(f"Subscribed with ID {driver.framework_id}")
 
     async def on_offers(self, driver: SchedulerDriver, offers: list[dict[str, Any]]) -> None:
+        self.offers_seen += len(offers)
         for offer in offers:
             carved = None if self.launched else take(offer.get("resources", []), self.wants)
             if carved is None:
@@ -194,7 +196,8 @@ class CommandScheduler(Scheduler):
         self._kill_task = asyncio.create_task(self._kill(driver, agent_id))
 
     async def _kill(self, driver: SchedulerDriver, agent_id: Any) -> None:
-        _print(f"Asked to kill task '{self.name}'")
+        agent = (agent_id or {}).get("value", "")
+        _print(f"Asked to kill task '{self.name}' on agent '{agent}'")
         with contextlib.suppress(SchedulerError, OSError, TimeoutError):
             await driver.kill(self.name, agent_id)
 
@@ -255,7 +258,11 @@ async def _execute(flags: Flags, scheduler: CommandScheduler) -> int:
         if scheduler.error is not None:
             raise _Failed(scheduler.error)
         if not done.done():
-            state = scheduler.last_state or ("not launched" if not scheduler.launched else "none")
+            state = scheduler.last_state or "none"
+            if not scheduler.launched:
+                state = "not launched"
+                if scheduler.offers_seen:
+                    state += f"; none of {scheduler.offers_seen} offers fit '{flags.resources}'"
             raise _Failed(
                 f"Timed out after {format_duration(flags.timeout)} waiting for task "
                 f"'{scheduler.name}' (last state: {state})"

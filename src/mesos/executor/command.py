@@ -18,8 +18,6 @@ checked around ``poll()``.  UPDATE calls are synchronous POSTs on a second, keep
 connection.  Wire protocol: ref ``mesos-http-api.md`` sections 1, 3 and 4.
 """
 
-from __future__ import annotations
-
 import _signal
 import _socket
 import binascii
@@ -40,6 +38,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     Json = dict[str, Any]
+else:  # annotations are evaluated at run time; `from __future__` would cost an import
+    Any = object
+    Json = dict
 
 # --------------------------------------------------------------------------------------
 # Constants
@@ -59,18 +60,20 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SIGKILL = _signal.SIGKILL
 SIGTERM = _signal.SIGTERM
 SIGCHLD = _signal.SIGCHLD
-# Signals meaning "shut down" for the executor itself.
+# Signals meaning "shut down" for an executor that does not lead its process group.
 SHUTDOWN_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
-# Dispositions reset to default in the task (Python ignores SIGPIPE and SIGXFSZ).
-TASK_SIGDEF = (
-    _signal.SIGPIPE,
-    _signal.SIGXFSZ,
-    _signal.SIGHUP,
-    _signal.SIGINT,
-    _signal.SIGQUIT,
+# Signals an executor sharing its group with the task ignores: whatever sends them to the
+# group (the executor's own kill, the agent, a task running `kill 0`) means the task.
+GROUP_SIGNALS = (
     _signal.SIGTERM,
-    _signal.SIGCHLD,
+    _signal.SIGINT,
+    _signal.SIGHUP,
+    _signal.SIGQUIT,
+    _signal.SIGUSR1,
+    _signal.SIGUSR2,
 )
+# Dispositions reset to default in the task (Python ignores SIGPIPE and SIGXFSZ).
+TASK_SIGDEF = (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD, *GROUP_SIGNALS)
 
 FS_ENCODING = sys.getfilesystemencoding()
 FS_ERRORS = sys.getfilesystemencodeerrors()
@@ -475,8 +478,11 @@ class Agent:
                 raise
             return sock
         error: OSError | None = None
+        # A str host makes getaddrinfo() import the "idna" codec (unicodedata, re,
+        # stringprep): about 8 ms, as much as the rest of the start-up.  Bytes do not.
+        host = self.host.encode("ascii") if self.host.isascii() else self.host.encode("idna")
         for family, kind, proto, _name, address in _socket.getaddrinfo(
-            self.host, self.port, 0, _socket.SOCK_STREAM
+            host, self.port, 0, _socket.SOCK_STREAM
         ):
             sock = _socket.socket(family, kind, proto)
             try:
@@ -623,8 +629,8 @@ class Config:
             raise ValueError(f"missing environment variable(s): {', '.join(missing)}")
         self.framework_id = get("MESOS_FRAMEWORK_ID") or ""
         self.executor_id = get("MESOS_EXECUTOR_ID") or ""
-        self.sandbox = get("MESOS_SANDBOX") or get("MESOS_DIRECTORY")
-        self.directory = get("MESOS_DIRECTORY")
+        # Working directory candidates: the sandbox as the task sees it, then on the host.
+        self.sandboxes = [d for d in (get("MESOS_SANDBOX"), get("MESOS_DIRECTORY")) if d]
         self.checkpoint = (get("MESOS_CHECKPOINT") or "0").strip().lower() in ("1", "true")
         self.shutdown_grace = duration(
             "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", DEFAULT_SHUTDOWN_GRACE
@@ -648,6 +654,13 @@ class CommandExecutor:
         self.sender = CallSender(self.agent)
         self.poller = select.poll()
         self.wakeup_r = -1
+        # The agent starts executors in a new session, so the executor leads its process
+        # group and the agent destroys a container with killpg(executor pid).  The task
+        # then stays in that group (nothing escapes the agent's clean-up) and the executor
+        # ignores group signals.  Otherwise the task gets a group of its own.
+        self.me = posix.getpid()
+        self.own_group = posix.getpgid(0) == self.me
+        self.session_leader = posix.getsid(0) == self.me
         self.exit_code: int | None = None
 
         # Event stream.
@@ -656,7 +669,6 @@ class CommandExecutor:
         self.chunked: ChunkedDecoder | None = None
         self.records = RecordIODecoder()
         self.subscribed = False  # SUBSCRIBED event received on the current stream
-        self.ever_subscribed = False
         self.capabilities: set[str] = set()
         self.reconnect_at: float | None = None
         self.reconnect_deadline: float | None = None
@@ -693,17 +705,23 @@ class CommandExecutor:
         posix.set_blocking(write_fd, False)
         self.wakeup_r = read_fd
         _signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-        for signum in (SIGCHLD, *SHUTDOWN_SIGNALS):
-            _signal.signal(signum, _signal_noop)
+        _signal.signal(SIGCHLD, _signal_noop)
+        if self.own_group:
+            for signum in GROUP_SIGNALS:
+                _signal.signal(signum, _signal.SIG_IGN)
+        else:
+            for signum in SHUTDOWN_SIGNALS:
+                _signal.signal(signum, _signal_noop)
         self.poller.register(read_fd, select.POLLIN)
 
     def run(self) -> int:
         self._setup_signals()
-        if self.config.sandbox:
+        for sandbox in self.config.sandboxes:
             try:
-                posix.chdir(self.config.sandbox)
+                posix.chdir(sandbox)
+                break
             except OSError as exc:
-                log(f"cannot enter sandbox {self.config.sandbox!r}: {exc}")
+                log(f"cannot enter sandbox {sandbox!r}: {exc}")
         self.reconnect_deadline = time.monotonic() + (
             self.config.recovery_timeout if self.config.checkpoint else REGISTRATION_TIMEOUT
         )
@@ -740,8 +758,7 @@ class CommandExecutor:
 
     def _cleanup(self) -> None:
         if self.pid is not None and not self.exited:
-            self._signal_task(SIGKILL)
-            self._sweep_session()
+            self._kill_all()
         self._close_stream()
         self.sender.close()
 
@@ -822,7 +839,6 @@ class CommandExecutor:
         self.agent_gone = True
         if self.pid is not None and not self.exited:
             self._kill(0.0)
-            self._sweep_session()
         self.exit_code = code
 
     def _close_stream(self) -> None:
@@ -924,7 +940,6 @@ class CommandExecutor:
 
     def _on_subscribed(self, subscribed: Json) -> None:
         self.subscribed = True
-        self.ever_subscribed = True
         framework = subscribed.get("framework_info") or {}
         self.capabilities = {
             str(capability.get("type"))
@@ -960,9 +975,12 @@ class CommandExecutor:
             if not isinstance(command, dict):
                 raise LaunchError(f"Expecting task '{task_id}' to have a command")
             path, argv, env = build_command(command, self.environ, task_id)
-            self.pid = posix.posix_spawn(
-                path, argv, env, setpgroup=0, setsigmask=(), setsigdef=TASK_SIGDEF
-            )
+            if self.own_group:
+                self.pid = posix.posix_spawn(path, argv, env, setsigmask=(), setsigdef=TASK_SIGDEF)
+            else:
+                self.pid = posix.posix_spawn(
+                    path, argv, env, setpgroup=0, setsigmask=(), setsigdef=TASK_SIGDEF
+                )
         except (LaunchError, OSError, ValueError, TypeError) as exc:
             log(f"failed to launch task {task_id}: {exc}")
             self._finish("TASK_FAILED", f"Failed to launch command: {exc}")
@@ -1011,28 +1029,34 @@ class CommandExecutor:
 
     # -- the task process --------------------------------------------------------------
 
-    def _signal_task(self, signum: int) -> None:
+    def _terminate_task(self) -> None:
+        """SIGTERM the task and everything it started (the executor ignores SIGTERM)."""
         if self.pid is None:
             return
         try:
-            posix.killpg(self.pid, signum)
+            posix.killpg(0 if self.own_group else self.pid, SIGTERM)
         except OSError:
-            if not self.exited:
-                try:
-                    posix.kill(self.pid, signum)
-                except OSError:
-                    pass
+            try:
+                posix.kill(self.pid, SIGTERM)
+            except OSError:
+                pass
 
-    def _sweep_session(self) -> None:
-        """SIGKILL processes of our session that left the task's process group.
+    def _kill_all(self) -> None:
+        """SIGKILL the task and whatever it left behind, sparing the executor.
 
-        Only when this executor leads its own session (the agent starts it with
-        ``start_new_session``); otherwise the session is not ours to clean.
+        Its own process group when the task has one; else (and also for processes that
+        moved to another group of the executor's session) every other member of the
+        executor's group or session, found in /proc.
         """
-        me = posix.getpid()
+        if self.pid is not None and not self.own_group:
+            try:
+                posix.killpg(self.pid, SIGKILL)
+            except OSError:
+                pass
+        if not (self.own_group or self.session_leader):
+            return
+        me = self.me
         try:
-            if posix.getsid(0) != me:
-                return
             names = posix.listdir("/proc")
         except OSError:
             return
@@ -1042,7 +1066,9 @@ class CommandExecutor:
             try:
                 with open(f"/proc/{name}/stat", "rb") as stat:
                     fields = stat.read().rpartition(b")")[2].split()
-                if int(fields[3]) == me:
+                if (self.own_group and int(fields[2]) == me) or (
+                    self.session_leader and int(fields[3]) == me
+                ):
                     posix.kill(int(name), SIGKILL)
             except (OSError, ValueError, IndexError):
                 continue
@@ -1059,7 +1085,7 @@ class CommandExecutor:
             return
         self.killed = True
         self.kill_started = now
-        self._signal_task(SIGTERM)
+        self._terminate_task()
         self.escalate_at = now + grace
         if grace <= 0:
             self._escalate()
@@ -1070,9 +1096,8 @@ class CommandExecutor:
         self.escalate_at = None
         if self.pid is None or self.exited:
             return
-        log(f"task process group {self.pid} outlived its grace period; sending SIGKILL")
-        self._signal_task(SIGKILL)
-        self._sweep_session()
+        log(f"task {self.task_id} outlived its kill grace period; sending SIGKILL")
+        self._kill_all()
 
     def _on_signals(self) -> None:
         try:
@@ -1097,10 +1122,15 @@ class CommandExecutor:
         self.exited = True
         self.escalate_at = None
         self.max_completion_at = None
-        # Leave nothing of the task behind (the container would be destroyed anyway).
-        self._signal_task(SIGKILL)
+        # Leave nothing of a killed task behind.  After a normal exit the agent's killpg
+        # of the executor's group does that, unless the task has a group of its own.
         if self.killed:
-            self._sweep_session()
+            self._kill_all()
+        elif not self.own_group:
+            try:
+                posix.killpg(self.pid, SIGKILL)
+            except OSError:
+                pass
         message = (
             describe_wait_status(status) if status >= 0 else "Failed to get exit status for Command"
         )
@@ -1210,6 +1240,58 @@ def _task_id(message: Json) -> str:
     task_id = message.get("task_id") or {}
     value = task_id.get("value") if isinstance(task_id, dict) else None
     return value if isinstance(value, str) else ""
+
+
+def executor_argv(python: str | None = None, cache_dir: str | None = None) -> list[str]:
+    """The argv an agent should start this executor with (for the agent, not the script).
+
+    A script named on the command line is compiled from source on every start, which is
+    most of this executor's own start-up cost (about 8-10 ms for this file, against about
+    1 ms of imports); a ``.pyc`` given instead is only unmarshalled.  So this returns
+    ``[python, "-S", "-I", <fresh bytecode of this file>]`` (in ``__pycache__`` or in
+    ``cache_dir``), compiling it first when missing or stale, and falls back to the source
+    path when no bytecode can be written or ``python`` is another interpreter.
+    """
+    import importlib.util
+    import py_compile
+
+    interpreter = python or sys.executable
+    source = _abspath(__file__)
+    argv = [interpreter, "-S", "-I"]
+    if source.endswith(".pyc") or interpreter != sys.executable:
+        return [*argv, source]
+    try:
+        cached = importlib.util.cache_from_source(source)
+        if cache_dir is not None:
+            cached = f"{cache_dir.rstrip('/')}/{cached.rpartition('/')[2]}"
+        stat = posix.stat(source)
+        try:
+            with open(cached, "rb") as handle:
+                header = handle.read(16)
+        except OSError:
+            header = b""
+        expected = (
+            importlib.util.MAGIC_NUMBER
+            + b"\0\0\0\0"
+            + (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+            + (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+        )
+        if header != expected:
+            py_compile.compile(
+                source,
+                cfile=cached,
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP,
+            )
+        return [*argv, cached]
+    except (OSError, py_compile.PyCompileError, NotImplementedError, ValueError):
+        return [*argv, source]
+
+
+def _abspath(path: str) -> str:
+    if path.startswith("/"):
+        return path
+    return f"{posix.getcwd()}/{path}"
 
 
 def main() -> int:

@@ -195,7 +195,8 @@ class SchedulerDriver:
     :class:`Scheduler`.
 
     Use ``await driver.run()`` (returns after :meth:`stop` or :meth:`teardown`), or
-    ``async with driver:`` which runs it in the background.
+    ``async with driver:`` which runs it in the background and, on leaving, stops
+    it and re-raises what made it fail, if anything did. A driver runs once.
     """
 
     def __init__(
@@ -305,6 +306,11 @@ class SchedulerDriver:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+        task = self._task
+        if task is not None and task.done() and not task.cancelled():
+            error = task.exception()
+            if error is not None and exc is None:
+                raise error
 
     def start(self) -> asyncio.Task[None]:
         """Run the driver in a background task (see :meth:`join`)."""

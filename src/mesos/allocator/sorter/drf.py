@@ -38,8 +38,16 @@ def _accumulate(vector: dict[str, float], quantities: Quantities, sign: float) -
 class DRFSorter:
     """A `Sorter` ordering clients by weighted dominant share, then by name."""
 
-    __slots__ = ("_active", "_allocations", "_excluded", "_names", "_order", "_shares",
-                 "_total", "_weights")
+    __slots__ = (
+        "_active",
+        "_allocations",
+        "_excluded",
+        "_names",
+        "_order",
+        "_shares",
+        "_total",
+        "_weights",
+    )
 
     def __init__(self, excluded_resource_names: Iterable[str] = ()) -> None:
         self._excluded = frozenset(excluded_resource_names)

@@ -1,0 +1,174 @@
+"""``/files/browse``, ``/files/read``, ``/files/download``: sandboxes over HTTP.
+
+Only what lies under the agent's ``--work_dir`` is served. A request names either a
+real path (``/tmp/w/slaves/<id>/frameworks/.../runs/<container>/stdout``) or the
+virtual path Mesos attaches for every executor,
+``/frameworks/<fw>/executors/<exec>/runs/latest`` (or ``runs/<container>``), plus
+a suffix. Symlinks are resolved before the check, so ``..`` and links cannot leave
+the work dir (403). Missing files are 404; a missing ``path`` or a bad number 400.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import re
+import stat
+from typing import Any
+
+from aiohttp import web
+
+from mesos.agent import paths
+from mesos.agent.keys import AGENT
+from mesos.http import responses
+
+__all__ = ["browse", "download", "read", "resolve"]
+
+_VIRTUAL = re.compile(r"^/frameworks/([^/]+)/executors/([^/]+)/runs/([^/]+)(/.*)?$")
+# Mesos caps one read at 16 pages.
+MAX_READ = os.sysconf("SC_PAGESIZE") * 16 if hasattr(os, "sysconf") else 65536
+
+
+class FilesError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def resolve(work_dir: str, agent_id: str | None, path: str) -> str:
+    """The real, canonical path for a requested one; FilesError if refused."""
+    if not path:
+        raise FilesError(400, "Expecting 'path=value' in query.")
+    match = _VIRTUAL.match(path.rstrip("/") or "/")
+    if match is not None:
+        if agent_id is None:
+            raise FilesError(404, f"'{path}' not found")
+        fw, ex, run, rest = match.groups()
+        base = os.path.join(paths.executor_dir(work_dir, agent_id, fw, ex), "runs", run)
+        candidate = base + (rest or "")
+    elif os.path.isabs(path):
+        candidate = path
+    else:
+        raise FilesError(404, f"'{path}' not found")
+    root = os.path.realpath(work_dir)
+    real = os.path.realpath(candidate)
+    if real != root and not real.startswith(root + os.sep):
+        raise FilesError(403, f"'{path}' is inaccessible")
+    if not os.path.exists(real):
+        raise FilesError(404, f"'{path}' not found")
+    return real
+
+
+def _json(request: web.Request, data: Any) -> web.Response:
+    text = json.dumps(data, separators=(",", ":"))
+    callback = request.query.get("jsonp")
+    if callback:
+        return web.Response(text=f"{callback}({text});", content_type="text/javascript")
+    return web.Response(text=text, content_type="application/json")
+
+
+def _resolve_request(request: web.Request) -> str:
+    agent = request.app[AGENT]
+    return resolve(agent.core.config.work_dir, agent.core.agent_id, request.query.get("path", ""))
+
+
+def _error(exc: FilesError) -> web.Response:
+    return responses.text(exc.status, str(exc) + ("\n" if exc.status == 400 else ""))
+
+
+def _name(lookup: Any, ident: int) -> str:
+    try:
+        return str(lookup(ident)[0])
+    except KeyError:
+        return str(ident)
+
+
+def file_info(virtual_path: str, st: os.stat_result) -> dict[str, Any]:
+    """One entry of a listing, as Mesos' ``jsonFileInfo``."""
+    return {
+        "path": virtual_path,
+        "nlink": st.st_nlink,
+        "size": st.st_size,
+        "mtime": int(st.st_mtime),
+        "mode": stat.filemode(st.st_mode),
+        "uid": _name(pwd.getpwuid, st.st_uid),
+        "gid": _name(grp.getgrgid, st.st_gid),
+    }
+
+
+async def browse(request: web.Request) -> web.Response:
+    try:
+        real = _resolve_request(request)
+    except FilesError as exc:
+        return _error(exc)
+    requested = request.query["path"].rstrip("/")
+    listing: list[dict[str, Any]] = []
+    if os.path.isdir(real):
+        for name in sorted(os.listdir(real)):
+            try:
+                st = os.stat(os.path.join(real, name))
+            except OSError:
+                continue
+            listing.append(file_info(f"{requested}/{name}", st))
+    return _json(request, listing)
+
+
+def _parse_int(request: web.Request, name: str) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return -1
+    try:
+        value = int(raw)
+    except ValueError:
+        raise FilesError(400, f"Failed to parse {name}: Failed to convert '{raw}' to number.") from None
+    if value < -1:
+        raise FilesError(400, f"Negative {name} provided: {value}.")
+    return value
+
+
+async def read(request: web.Request) -> web.Response:
+    try:
+        offset = _parse_int(request, "offset")
+        length = _parse_int(request, "length")
+        real = _resolve_request(request)
+        if os.path.isdir(real):
+            raise FilesError(400, "Cannot read a directory.")
+        with open(real, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if offset == -1 or offset >= size:
+                return _json(request, {"data": "", "offset": size})
+            if length == -1:
+                length = size - offset
+            fh.seek(offset)
+            data = fh.read(min(length, MAX_READ))
+    except FilesError as exc:
+        return _error(exc)
+    except OSError as exc:
+        return responses.text(500, f"Failed to read file: {exc.strerror or exc}")
+    return _json(request, {"data": data.decode("utf-8", errors="replace"), "offset": offset})
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    try:
+        real = _resolve_request(request)
+        if os.path.isdir(real):
+            raise FilesError(400, "Cannot download a directory.")
+    except FilesError as exc:
+        return _error(exc)
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Content-Disposition": f"attachment; filename={os.path.basename(real)}",
+    }
+    return web.FileResponse(real, headers=headers)
+
+
+async def debug(request: web.Request) -> web.Response:
+    """The virtual path map (Mesos' ``/files/debug``)."""
+    agent = request.app[AGENT]
+    out: dict[str, str] = {}
+    for executor in agent.core.executors():
+        out[paths.virtual_sandbox_path(executor.framework_id, executor.id)] = executor.directory
+        out[executor.directory] = executor.directory
+    return _json(request, out)

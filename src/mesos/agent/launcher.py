@@ -1,0 +1,170 @@
+"""The posix launcher: executor processes in their own session, and their environment.
+
+Every executor runs in a new session (``setsid``), so its process group id is its
+pid and everything it forks stays in that group unless it calls ``setsid`` itself.
+Destroying a container is ``killpg(pgid, SIGKILL)``; this is what Mesos' posix
+launcher does too (no cgroups: a process that leaves the group escapes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mesos.flags import format_duration
+from mesos.v1 import mesos as v1
+
+__all__ = [
+    "ExecutorEnv",
+    "LaunchError",
+    "executor_environment",
+    "group_pids",
+    "kill_group",
+    "launch",
+    "wait_status",
+]
+
+# Inherited variables with these prefixes belong to the agent, not to its executors.
+_AGENT_PREFIXES = ("MESOS_", "LIBPROCESS_")
+
+
+class LaunchError(Exception):
+    """The executor's process could not be started; the message says why."""
+
+
+@dataclass(frozen=True)
+class ExecutorEnv:
+    """What ``executor_environment`` needs to know about the agent."""
+
+    agent_id: str
+    endpoint: str  # ip:port of the agent
+    pid: str  # slave(1)@ip:port
+    http_command_executor: bool
+    shutdown_grace_period: float
+    recovery_timeout: float
+    subscription_backoff_max: float
+    base: Mapping[str, str] | None = None  # --executor_environment_variables
+
+
+def executor_environment(
+    agent: ExecutorEnv,
+    info: v1.ExecutorInfo,
+    framework_info: v1.FrameworkInfo,
+    directory: str,
+    role: str | None,
+    inherited: Mapping[str, str],
+) -> dict[str, str]:
+    """The environment of an executor process (ref §4.4)."""
+    if agent.base is not None:
+        env = dict(agent.base)
+    else:
+        env = {k: v for k, v in inherited.items() if not k.startswith(_AGENT_PREFIXES)}
+    grace = agent.shutdown_grace_period
+    if info.shutdown_grace_period is not None:
+        grace = info.shutdown_grace_period.nanoseconds / 1e9
+    assert info.framework_id is not None or framework_info.id is not None
+    framework_id = (info.framework_id or framework_info.id).value  # type: ignore[union-attr]
+    env.update({
+        "MESOS_FRAMEWORK_ID": framework_id,
+        "MESOS_EXECUTOR_ID": info.executor_id.value,
+        "MESOS_DIRECTORY": directory,
+        "MESOS_SANDBOX": directory,
+        "MESOS_AGENT_ENDPOINT": agent.endpoint,
+        "MESOS_SLAVE_ID": agent.agent_id,
+        "MESOS_SLAVE_PID": agent.pid,
+        "MESOS_CHECKPOINT": "1" if framework_info.checkpoint else "0",
+        "MESOS_HTTP_COMMAND_EXECUTOR": "1" if agent.http_command_executor else "0",
+        "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": format_duration(grace),
+        "LIBPROCESS_PORT": "0",
+    })
+    if "LIBPROCESS_IP" in inherited:
+        env["LIBPROCESS_IP"] = inherited["LIBPROCESS_IP"]
+    if framework_info.checkpoint:
+        env["MESOS_RECOVERY_TIMEOUT"] = format_duration(agent.recovery_timeout)
+        env["MESOS_SUBSCRIPTION_BACKOFF_MAX"] = format_duration(agent.subscription_backoff_max)
+    if role is not None:
+        env["MESOS_ALLOCATION_ROLE"] = role
+    command = info.command
+    if command is not None and command.environment is not None:
+        for variable in command.environment.variables:
+            if variable.type in (None, "VALUE") and variable.value is not None:
+                env[variable.name] = variable.value
+    return env
+
+
+async def launch(
+    command: v1.CommandInfo, directory: str, env: Mapping[str, str]
+) -> asyncio.subprocess.Process:
+    """Start ``command`` in a new session, in ``directory``, output to its sandbox files."""
+    if command.shell:
+        if not command.value:
+            raise LaunchError("Shell command has no 'value'")
+        program, args, executable = "/bin/sh", ["-c", command.value], None
+    else:
+        if not command.value:
+            raise LaunchError("Command has no 'value' to execute")
+        argv = command.arguments or [command.value]
+        program, args, executable = argv[0], argv[1:], command.value
+    try:
+        with (
+            open(os.path.join(directory, "stdout"), "ab") as out,
+            open(os.path.join(directory, "stderr"), "ab") as err,
+        ):
+            return await asyncio.create_subprocess_exec(
+                program,
+                *args,
+                executable=executable,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=directory,
+                env=dict(env),
+                start_new_session=True,
+            )
+    except OSError as exc:
+        raise LaunchError(f"{exc.strerror or exc}: '{command.value}'") from None
+
+
+def kill_group(pgid: int) -> bool:
+    """SIGKILL every process in the group; False if none was left."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid`` (Linux /proc)."""
+    pids: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name: state ppid pgrp ...
+        rest = stat[stat.rfind(")") + 2 :].split()
+        if len(rest) >= 3 and rest[0] != "Z" and int(rest[2]) == pgid:
+            pids.append(int(entry))
+    return pids
+
+
+def wait_status(returncode: int) -> int:
+    """asyncio's returncode as the raw wait(2) status Mesos reports (exit << 8 | signal)."""
+    if returncode < 0:
+        return -returncode
+    return (returncode & 0xFF) << 8

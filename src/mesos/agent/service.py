@@ -1,0 +1,452 @@
+"""The agent service: wires the pure core to processes, streams, timers and the master.
+
+:class:`Agent` owns everything on the event loop. Inputs (master events, executor
+calls, process exits, timers) become core events through :meth:`Agent.dispatch`;
+the effects the core returns are carried out by :meth:`Agent._execute`. Status
+updates go through the :class:`StatusUpdateManager`, whose resend timer is kept
+here (loop time, monotonic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+from mesos import __version__
+from mesos.agent import launcher
+from mesos.agent.core import AgentCore, CoreConfig
+from mesos.agent.events import (
+    CloseExecutorStream,
+    DestroyContainer,
+    Effect,
+    Event,
+    ExecutorExited,
+    ExecutorLaunchFailed,
+    ExecutorMessage,
+    ExecutorMessageToMaster,
+    ExecutorStarted,
+    ExecutorSubscribed,
+    ExecutorUpdate,
+    ExitedExecutor,
+    ForwardStatus,
+    FrameworkMessage,
+    FrameworksRemoved,
+    KillTask,
+    LaunchExecutor,
+    Registered,
+    RegistrationTimeout,
+    RunTask,
+    RunTaskGroup,
+    SendToExecutor,
+    ShutdownAll,
+    ShutdownContainer,
+    ShutdownExecutor,
+    ShutdownFramework,
+    UpdateAcknowledged,
+    UpdateFramework,
+)
+from mesos.agent.master_link import MasterEvent, MasterLink, call
+from mesos.agent.state import v1_task
+from mesos.agent.status_updates import AckOutcome, Forward, Received, StatusUpdateManager
+from mesos.flags import Flags
+from mesos.http.streaming import EventStream
+from mesos.resources import Resources
+from mesos.v1 import codec
+from mesos.v1 import executor as ev1
+from mesos.v1 import mesos as v1
+from mesos.v1.internal import (
+    AgentCall,
+    AgentSubscribe,
+    StatusUpdate,
+)
+from mesos.v1.internal import ExecutorMessage as ExecutorMessageCall
+from mesos.v1.internal import ExitedExecutor as ExitedExecutorCall
+
+log = logging.getLogger("mesos.agent")
+
+_EXECUTOR_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "executor")
+COMMAND_EXECUTOR = os.path.join(_EXECUTOR_DIR, "command.py")
+DEFAULT_EXECUTOR = os.path.join(_EXECUTOR_DIR, "default.py")
+# Mesos sends HEARTBEAT events to HTTP executors every 30 minutes.
+EXECUTOR_HEARTBEAT_INTERVAL = 30 * 60.0
+
+
+class Agent:
+    """One agent: its core, status updates, executor processes and master link."""
+
+    def __init__(
+        self,
+        flags: Flags,
+        *,
+        resources: Resources,
+        attributes: list[dict[str, Any]],
+        hostname: str,
+        python: str,
+    ) -> None:
+        self.flags = flags
+        self.ip = flags.advertise_ip or flags.ip
+        self.port = flags.advertise_port or flags.port
+        self.pid = f"slave(1)@{self.ip}:{self.port}"
+        self.hostname = hostname
+        self.resources = resources
+        self.attributes = attributes
+        self.start_time = time.time()
+        self.master_hostname: str | None = None
+        config = CoreConfig(
+            work_dir=os.path.abspath(flags.work_dir),
+            command_executor_argv=(python, "-S", "-I", COMMAND_EXECUTOR),
+            default_executor_argv=(python, "-S", "-I", DEFAULT_EXECUTOR),
+            shutdown_grace_period=flags.executor_shutdown_grace_period,
+            registration_timeout=flags.executor_registration_timeout,
+            max_completed_executors_per_framework=flags.max_completed_executors_per_framework,
+        )
+        info = v1.AgentInfo(
+            hostname=hostname,
+            port=self.port,
+            resources=codec.decode_obj(resources.to_json(), list[v1.Resource]),
+            attributes=codec.decode_obj(attributes, list[v1.Attribute]),
+        )
+        self.core = AgentCore(
+            config, info,
+            new_container_id=lambda: str(uuid.uuid4()),
+            new_uuid=lambda: uuid.uuid4().bytes,
+        )
+        self.updates = StatusUpdateManager(initial_interval=flags.status_update_retry_interval)
+        self.link = MasterLink(
+            flags.master,
+            subscribe_call=self._subscribe_call,
+            on_event=self._on_master_event,
+            on_disconnected=self._on_master_lost,
+            backoff_factor=flags.registration_backoff_factor,
+        )
+        self.streams: dict[tuple[str, str], EventStream] = {}
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self._timers: dict[str, list[asyncio.TimerHandle]] = {}
+        self._retry: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._watchers: set[asyncio.Task[Any]] = set()
+        self.stopping = asyncio.Event()
+        self.executor_heartbeat_interval = EXECUTOR_HEARTBEAT_INTERVAL
+        self.executor_env = launcher.ExecutorEnv(
+            agent_id="",
+            endpoint=f"{self.ip}:{self.port}",
+            pid=self.pid,
+            http_command_executor=flags.http_command_executor,
+            shutdown_grace_period=flags.executor_shutdown_grace_period,
+            recovery_timeout=flags.recovery_timeout,
+            subscription_backoff_max=flags.executor_reregistration_timeout,
+            base=flags.executor_environment_variables,
+        )
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def registered(self) -> bool:
+        return self.link.connected and self.core.agent_id is not None
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], *, watcher: bool = False) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        group = self._watchers if watcher else self._background
+        group.add(task)
+        task.add_done_callback(group.discard)
+
+    def dispatch(self, event: Event) -> None:
+        """Feed one event to the core and carry out what it asks for."""
+        self._execute(self.core.handle(event, time.time()))
+
+    def _execute(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, SendToExecutor):
+                stream = self.streams.get((effect.framework_id, effect.executor_id))
+                if stream is not None:
+                    stream.send(codec.encode(effect.event))
+            elif isinstance(effect, ForwardStatus):
+                self._take_status(effect)
+            elif isinstance(effect, LaunchExecutor):
+                self._spawn(self._launch_executor(effect))
+            elif isinstance(effect, CloseExecutorStream):
+                stream = self.streams.pop((effect.framework_id, effect.executor_id), None)
+                if stream is not None:
+                    stream.close()
+            elif isinstance(effect, ShutdownContainer):
+                handle = asyncio.get_running_loop().call_later(
+                    effect.grace, self._destroy, effect.container_id)
+                self._timers.setdefault(effect.container_id, []).append(handle)
+            elif isinstance(effect, DestroyContainer):
+                self._destroy(effect.container_id)
+            elif isinstance(effect, ExitedExecutor):
+                exited = ExitedExecutorCall(
+                    framework_id=v1.FrameworkID(value=effect.framework_id),
+                    executor_id=v1.ExecutorID(value=effect.executor_id), status=effect.status)
+                self._send("EXITED_EXECUTOR", exited_executor=exited)
+            elif isinstance(effect, ExecutorMessageToMaster):
+                message = ExecutorMessageCall(
+                    framework_id=v1.FrameworkID(value=effect.framework_id),
+                    executor_id=v1.ExecutorID(value=effect.executor_id), data=effect.data)
+                self._send("EXECUTOR_MESSAGE", executor_message=message)
+            elif isinstance(effect, FrameworksRemoved):
+                for framework_id in effect.framework_ids:
+                    self.updates.remove_framework(framework_id)
+            else:  # pragma: no cover - every effect is handled above
+                raise AssertionError(f"unhandled effect {effect!r}")
+
+    def _send(self, type_: str, **fields: Any) -> None:
+        self._spawn(self.link.send(call(type_, self.core.agent_id, **fields)))
+
+    # ------------------------------------------------------------------ status updates
+
+    def _take_status(self, effect: ForwardStatus) -> None:
+        now = asyncio.get_running_loop().time()
+        received, forwards = self.updates.update(effect.framework_id, effect.status, now)
+        status = effect.status
+        if received is Received.AFTER_TERMINAL:
+            self.core.invalid_status_updates += 1
+            log.warning("Ignoring %s for task '%s' of framework %s: it already has a terminal "
+                        "update", status.state, status.task_id.value, effect.framework_id)
+        elif effect.ack_executor is not None:
+            assert status.uuid is not None
+            ack = ev1.Acknowledged(task_id=status.task_id, uuid=status.uuid)
+            stream = self.streams.get((effect.framework_id, effect.ack_executor))
+            if stream is not None:
+                stream.send(codec.encode(ev1.Event(type="ACKNOWLEDGED", acknowledged=ack)))
+        self._forward(forwards)
+
+    def _forward(self, forwards: list[Forward]) -> None:
+        for forward in forwards:
+            status = forward.status
+            log.info("%s status update %s (%s) for task '%s' of framework %s",
+                     "Resending" if forward.retry else "Forwarding", status.state,
+                     uuid.UUID(bytes=status.uuid or bytes(16)), status.task_id.value,
+                     forward.framework_id)
+            update = StatusUpdate(framework_id=v1.FrameworkID(value=forward.framework_id),
+                                  status=status)
+            self._send("STATUS_UPDATE", status_update=update)
+        self._arm_retry()
+
+    def _arm_retry(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        deadline = self.updates.next_timeout()
+        if deadline is not None:
+            self._retry = asyncio.get_running_loop().call_at(deadline, self._on_retry)
+
+    def _on_retry(self) -> None:
+        self._retry = None
+        self._forward(self.updates.timeouts(asyncio.get_running_loop().time()))
+
+    # ------------------------------------------------------------------ the master
+
+    def _subscribe_call(self) -> AgentCall:
+        core = self.core
+        tasks = []
+        for task in core.tasks():
+            executor = core.executor(task.framework_id, task.executor_id)
+            head = self.updates.head(task.framework_id, task.id)
+            tasks.append(v1_task(task, executor is not None and executor.command_executor,
+                                 core.agent_info.id, head))
+        subscribe = AgentSubscribe(
+            agent_info=core.agent_info,
+            resources=core.agent_info.resources,
+            frameworks=[f.info for f in core.frameworks.values()],
+            executors=[e.info for e in core.executors() if not e.command_executor],
+            tasks=tasks,
+            version=__version__,
+            address_ip=self.ip,
+        )
+        return call("SUBSCRIBE", core.agent_id, subscribe=subscribe)
+
+    def _on_master_event(self, event: MasterEvent) -> None:
+        p = event.payload
+        kind = event.type
+        if kind == "SUBSCRIBED":
+            self._on_subscribed(p["agent_id"].value)
+        elif kind == "RUN_TASK":
+            self.dispatch(RunTask(p["framework_info"], p["task"]))
+        elif kind == "RUN_TASK_GROUP":
+            self.dispatch(RunTaskGroup(p["framework_info"], p["executor"], p["task_group"].tasks))
+        elif kind == "KILL_TASK":
+            self.dispatch(KillTask(p["framework_id"].value, p["task_id"].value, p["kill_policy"]))
+        elif kind == "SHUTDOWN_FRAMEWORK":
+            self.dispatch(ShutdownFramework(p["framework_id"].value))
+        elif kind == "SHUTDOWN_EXECUTOR":
+            self.dispatch(ShutdownExecutor(p["framework_id"].value, p["executor_id"].value))
+        elif kind == "ACKNOWLEDGE":
+            self._on_acknowledge(p["framework_id"].value, p["task_id"].value, p["uuid"])
+        elif kind == "FRAMEWORK_MESSAGE":
+            self.dispatch(FrameworkMessage(p["framework_id"].value, p["executor_id"].value,
+                                           p["data"]))
+        elif kind == "UPDATE_FRAMEWORK":
+            self.dispatch(UpdateFramework(p["framework_info"]))
+        elif kind == "PING":
+            self._send("PONG")
+        elif kind == "SHUTDOWN":
+            log.warning("The master asked this agent to shut down: %s", p.get("message") or "")
+            self.stopping.set()
+        elif kind == "ERROR":
+            log.error("The master reported an error: %s", p.get("message"))
+        elif kind != "HEARTBEAT":
+            log.warning("Ignoring unknown event '%s' from the master", kind)
+
+    def _on_subscribed(self, agent_id: str) -> None:
+        current = self.core.agent_id
+        if current is None:
+            log.info("Registered with master %s; given agent ID %s", self.flags.master, agent_id)
+        elif current == agent_id:
+            log.info("Re-registered with master %s as agent %s", self.flags.master, agent_id)
+        else:
+            log.error("The master gave a new agent ID %s (was %s); shutting down the old "
+                      "executors", agent_id, current)
+            self.dispatch(ShutdownAll())
+        self.master_hostname = self.link.url.split("://", 1)[1].split(":", 1)[0]
+        self.executor_env = _replace_agent_id(self.executor_env, agent_id)
+        self.dispatch(Registered(agent_id))
+        self._forward(self.updates.resume(asyncio.get_running_loop().time()))
+
+    def _on_master_lost(self) -> None:
+        log.warning("Disconnected from the master; keeping status updates until it is back")
+        self.updates.pause()
+        self._arm_retry()
+
+    def _on_acknowledge(self, framework_id: str, task_id: str, ack_uuid: bytes) -> None:
+        now = asyncio.get_running_loop().time()
+        ack = self.updates.acknowledge(framework_id, task_id, ack_uuid, now)
+        if ack.outcome is not AckOutcome.ACKED:
+            log.info("Ignoring %s acknowledgement for task '%s' of framework %s",
+                     ack.outcome.value.replace("_", " "), task_id, framework_id)
+            return
+        assert ack.status is not None
+        log.info("Status update %s for task '%s' of framework %s was acknowledged",
+                 ack.status.state, task_id, framework_id)
+        self.dispatch(UpdateAcknowledged(framework_id, task_id, ack.status.state))
+        self._forward(ack.forwards)
+
+    # ------------------------------------------------------------------ executors
+
+    def executor_subscribed(self, framework_id: str, executor_id: str,
+                            stream: EventStream) -> None:
+        key = (framework_id, executor_id)
+        old = self.streams.get(key)
+        if old is not None and old is not stream:
+            old.close()
+        self.streams[key] = stream
+        self.dispatch(ExecutorSubscribed(framework_id, executor_id))
+
+    def executor_stream_closed(self, framework_id: str, executor_id: str,
+                               stream: EventStream) -> None:
+        if self.streams.get((framework_id, executor_id)) is stream:
+            del self.streams[(framework_id, executor_id)]
+            log.info("Executor '%s' of framework %s closed its event stream",
+                     executor_id, framework_id)
+
+    def executor_update(self, framework_id: str, executor_id: str,
+                        status: v1.TaskStatus) -> None:
+        self.dispatch(ExecutorUpdate(framework_id, executor_id, status))
+
+    def executor_message(self, framework_id: str, executor_id: str, data: bytes) -> None:
+        self.dispatch(ExecutorMessage(framework_id, executor_id, data))
+
+    async def _launch_executor(self, effect: LaunchExecutor) -> None:
+        cid = effect.container_id
+        try:
+            _make_sandbox(effect.directory)
+            command = effect.executor_info.command
+            if command is None:
+                raise launcher.LaunchError("ExecutorInfo has no 'command'")
+            env = launcher.executor_environment(
+                self.executor_env, effect.executor_info, effect.framework_info,
+                effect.directory, effect.role, os.environ)
+            log.info("Launching executor '%s' of framework %s in container %s (sandbox %s)",
+                     effect.executor_id, effect.framework_id, cid, effect.directory)
+            process = await launcher.launch(command, effect.directory, env)
+        except (OSError, launcher.LaunchError) as exc:
+            log.error("Failed to launch executor '%s' of framework %s: %s",
+                      effect.executor_id, effect.framework_id, exc)
+            self.dispatch(ExecutorLaunchFailed(effect.framework_id, effect.executor_id, cid,
+                                               str(exc)))
+            return
+        self.processes[cid] = process
+        self.dispatch(ExecutorStarted(effect.framework_id, effect.executor_id, cid, process.pid))
+        timeout = RegistrationTimeout(effect.framework_id, effect.executor_id, cid)
+        handle = asyncio.get_running_loop().call_later(
+            self.flags.executor_registration_timeout, self.dispatch, timeout)
+        self._timers.setdefault(cid, []).append(handle)
+        self._spawn(self._watch(effect, process), watcher=True)
+
+    async def _watch(self, effect: LaunchExecutor, process: asyncio.subprocess.Process) -> None:
+        returncode = await process.wait()
+        cid = effect.container_id
+        for handle in self._timers.pop(cid, []):
+            handle.cancel()
+        # Whatever the executor left behind in its session goes with it.
+        launcher.kill_group(process.pid)
+        self.processes.pop(cid, None)
+        status = launcher.wait_status(returncode)
+        self.dispatch(ExecutorExited(effect.framework_id, effect.executor_id, cid, status))
+
+    def _destroy(self, container_id: str) -> None:
+        process = self.processes.get(container_id)
+        if process is not None and process.returncode is None:
+            log.info("Killing container %s (process group %s)", container_id, process.pid)
+            launcher.kill_group(process.pid)
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def run(self) -> None:
+        """Talk to the master until asked to stop, then shut every executor down."""
+        link = asyncio.get_running_loop().create_task(self.link.run())
+        try:
+            await self.stopping.wait()
+        finally:
+            self.link.stop()
+            await self.shutdown()
+            link.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await link
+
+    async def shutdown(self) -> None:
+        """SHUTDOWN every executor, wait out the grace periods, then kill what is left."""
+        self.dispatch(ShutdownAll())
+        graces = [e.grace_period(self.flags.executor_shutdown_grace_period)
+                  for e in self.core.executors()]
+        deadline = max(graces, default=0.0) + 1.0
+        if self._watchers:
+            await asyncio.wait(set(self._watchers), timeout=deadline)
+        for cid in list(self.processes):
+            self._destroy(cid)
+        if self._watchers:
+            await asyncio.wait(set(self._watchers), timeout=5.0)
+        for stream in list(self.streams.values()):
+            stream.close()
+        if self._retry is not None:
+            self._retry.cancel()
+        for handles in self._timers.values():
+            for handle in handles:
+                handle.cancel()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=2.0)
+        log.info("Agent stopped")
+
+
+def _make_sandbox(directory: str) -> None:
+    """Create the run directory and point ``runs/latest`` at it."""
+    os.makedirs(directory, exist_ok=True)
+    runs = os.path.dirname(directory)
+    link = os.path.join(runs, "latest")
+    tmp = os.path.join(runs, f".latest.{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(os.path.basename(directory), tmp)
+    os.replace(tmp, link)
+
+
+def _replace_agent_id(env: launcher.ExecutorEnv, agent_id: str) -> launcher.ExecutorEnv:
+    return dataclasses.replace(env, agent_id=agent_id)

@@ -1,0 +1,80 @@
+"""``mesos-agent``: the agent daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+
+from mesos.agent.flags import FLAGS
+from mesos.flags import Flags, exit_with_error, parse_flags
+
+PROG = "mesos-agent"
+
+
+def setup_logging(level: str) -> None:
+    numeric = getattr(logging, level.upper(), None)
+    if not isinstance(numeric, int):
+        exit_with_error(PROG, f"Invalid --logging_level '{level}'")
+    logging.basicConfig(
+        level=numeric,
+        format="%(asctime)s %(levelname).1s %(name)s] %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _hostname(flags: Flags) -> str:
+    if flags.hostname:
+        return str(flags.hostname)
+    ip = flags.advertise_ip or flags.ip
+    if flags.hostname_lookup:
+        try:
+            return socket.gethostbyaddr(ip)[0]
+        except OSError:
+            pass
+    return str(ip)
+
+
+def main(argv: list[str] | None = None) -> None:
+    flags = parse_flags(PROG, FLAGS, sys.argv[1:] if argv is None else argv, os.environ)
+    from mesos import attributes
+    from mesos.agent.master_link import master_url
+    from mesos.resources import ResourcesError, detect_resources, merge_with_detected
+
+    try:
+        master_url(flags.master)
+    except ValueError as exc:
+        exit_with_error(PROG, str(exc))
+    try:
+        detected = detect_resources(flags.work_dir, flags.default_role)
+        resources = merge_with_detected(flags.resources, detected, flags.default_role)
+    except (ResourcesError, ValueError) as exc:
+        exit_with_error(PROG, f"Invalid --resources: {exc}")
+    try:
+        attrs = attributes.parse(flags.attributes)
+    except ValueError as exc:
+        exit_with_error(PROG, f"Invalid --attributes: {exc}")
+    setup_logging(flags.logging_level)
+    from mesos.agent.app import serve
+    from mesos.agent.service import Agent
+
+    try:
+        os.makedirs(flags.work_dir, exist_ok=True)
+    except OSError as exc:
+        exit_with_error(PROG, f"Cannot create --work_dir '{flags.work_dir}': {exc}")
+
+    async def run() -> None:
+        agent = Agent(flags, resources=resources, attributes=attrs,
+                      hostname=_hostname(flags), python=sys.executable)
+        await serve(agent)
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        exit_with_error(PROG, f"Failed to start: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,357 @@
+"""The agent core: executor and task life cycles as events in, effects out (no I/O)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from mesos.agent.core import AgentCore, CoreConfig, command_executor_name
+from mesos.agent.events import (
+    CloseExecutorStream,
+    DestroyContainer,
+    Effect,
+    ExecutorExited,
+    ExecutorLaunchFailed,
+    ExecutorMessage,
+    ExecutorMessageToMaster,
+    ExecutorStarted,
+    ExecutorSubscribed,
+    ExecutorUpdate,
+    ExitedExecutor,
+    ForwardStatus,
+    FrameworkMessage,
+    FrameworksRemoved,
+    KillTask,
+    LaunchExecutor,
+    Registered,
+    RegistrationTimeout,
+    RunTask,
+    RunTaskGroup,
+    SendToExecutor,
+    ShutdownAll,
+    ShutdownContainer,
+    ShutdownExecutor,
+    ShutdownFramework,
+    UpdateAcknowledged,
+)
+from mesos.v1 import mesos as v1
+
+FW = "fw-1"
+WORK = "/work"
+
+
+class Harness:
+    """A core with deterministic ids that checks its invariants after every step."""
+
+    def __init__(self) -> None:
+        counter = itertools.count(1)
+        self.core = AgentCore(
+            CoreConfig(
+                work_dir=WORK,
+                command_executor_argv=("/py", "-S", "-I", "/x/command.py"),
+                default_executor_argv=("/py", "-S", "-I", "/x/default.py"),
+                shutdown_grace_period=5.0,
+                registration_timeout=60.0,
+            ),
+            v1.AgentInfo(hostname="h", port=5051),
+            new_container_id=lambda: f"c{next(counter)}",
+            new_uuid=lambda: next(counter).to_bytes(16, "big"),
+        )
+        self.now = 1000.0
+        self.do(Registered("agent-1"))
+
+    def do(self, event: Any) -> list[Effect]:
+        self.now += 1.0
+        effects = self.core.handle(event, self.now)
+        self.core.validate()
+        return effects
+
+
+def framework_info(*caps: str) -> v1.FrameworkInfo:
+    return v1.FrameworkInfo(
+        user="u", name="f", id=v1.FrameworkID(value=FW), roles=["web"],
+        capabilities=[v1.FrameworkCapability(type=c) for c in caps],  # type: ignore[arg-type]
+    )
+
+
+def command_task(task_id: str, cmd: str = "echo hello") -> v1.TaskInfo:
+    return v1.TaskInfo(
+        name=task_id, task_id=v1.TaskID(value=task_id), agent_id=v1.AgentID(value="agent-1"),
+        command=v1.CommandInfo(value=cmd),
+        resources=[v1.Resource(name="cpus", type="SCALAR", scalar=v1.Scalar(value=1.0),
+                               allocation_info=v1.AllocationInfo(role="web"))],
+    )
+
+
+def custom_task(task_id: str, executor_id: str = "ex") -> v1.TaskInfo:
+    executor = v1.ExecutorInfo(
+        executor_id=v1.ExecutorID(value=executor_id),
+        command=v1.CommandInfo(value="./my-executor"),
+        shutdown_grace_period=v1.DurationInfo(nanoseconds=2_000_000_000),
+    )
+    return v1.TaskInfo(
+        name=task_id, task_id=v1.TaskID(value=task_id), agent_id=v1.AgentID(value="agent-1"),
+        executor=executor,
+    )
+
+
+def update(task_id: str, state: str, n: int) -> v1.TaskStatus:
+    return v1.TaskStatus(task_id=v1.TaskID(value=task_id), state=state,  # type: ignore[arg-type]
+                         source="SOURCE_EXECUTOR", uuid=(10_000 + n).to_bytes(16, "big"))
+
+
+def only(effects: list[Effect], kind: type) -> list[Any]:
+    return [e for e in effects if isinstance(e, kind)]
+
+
+def sent(effects: list[Effect]) -> list[str]:
+    return [e.event.type for e in effects if isinstance(e, SendToExecutor)]
+
+
+@pytest.fixture
+def h() -> Harness:
+    return Harness()
+
+
+def start_command_task(h: Harness, task_id: str = "t1") -> LaunchExecutor:
+    effects = h.do(RunTask(framework_info(), command_task(task_id)))
+    (launch,) = only(effects, LaunchExecutor)
+    h.do(ExecutorStarted(FW, task_id, launch.container_id, 4242))
+    return launch
+
+
+def test_command_task_full_life_cycle(h: Harness) -> None:
+    launch = start_command_task(h)
+    info = launch.executor_info
+    assert launch.command_executor and launch.role == "web"
+    assert info.executor_id.value == "t1" and info.source == "t1"
+    assert info.name == "Command Executor (Task: t1) (Command: sh -c 'echo hello')"
+    assert info.command is not None and info.command.arguments == [
+        "/py", "-S", "-I", "/x/command.py"]
+    assert {r.name: r.scalar.value for r in info.resources if r.scalar} == {
+        "cpus": 0.1, "mem": 32.0}
+    assert launch.directory == f"{WORK}/slaves/agent-1/frameworks/{FW}/executors/t1/runs/c1"
+    executor = h.core.executor(FW, "t1")
+    assert executor is not None and [t.state for t in executor.queued_tasks()] == [
+        "TASK_STAGING"]
+
+    effects = h.do(ExecutorSubscribed(FW, "t1"))
+    assert sent(effects) == ["SUBSCRIBED", "LAUNCH"]
+    subscribed = effects[0].event.subscribed  # type: ignore[union-attr]
+    assert subscribed.agent_info.id == v1.AgentID(value="agent-1")
+    assert subscribed.framework_info.id == v1.FrameworkID(value=FW)
+    assert subscribed.container_id == v1.ContainerID(value="c1")
+    assert executor.state == "RUNNING" and list(executor.launched) == ["t1"]
+
+    effects = h.do(ExecutorUpdate(FW, "t1", update("t1", "TASK_RUNNING", 1)))
+    (fwd,) = only(effects, ForwardStatus)
+    assert fwd.ack_executor == "t1"
+    assert fwd.status.agent_id == v1.AgentID(value="agent-1")
+    assert fwd.status.executor_id == v1.ExecutorID(value="t1")
+    assert fwd.status.timestamp == h.now
+    assert fwd.status.container_status.container_id.value == "c1"  # type: ignore[union-attr]
+
+    h.do(ExecutorUpdate(FW, "t1", update("t1", "TASK_FINISHED", 2)))
+    assert list(executor.terminated) == ["t1"]
+    effects = h.do(ExecutorExited(FW, "t1", "c1", 0))
+    assert only(effects, DestroyContainer) and only(effects, CloseExecutorStream)
+    assert only(effects, ExitedExecutor) == []  # command executors stay unknown to the master
+    assert only(effects, ForwardStatus) == []  # nothing live to fail
+    assert h.core.executor(FW, "t1") is executor  # waits for the terminal ack
+
+    effects = h.do(UpdateAcknowledged(FW, "t1", "TASK_FINISHED"))
+    assert only(effects, FrameworksRemoved) == [FrameworksRemoved((FW,))]
+    assert FW not in h.core.frameworks
+    (done,) = h.core.completed_frameworks
+    assert [t.id for t in done.completed_executors[0].completed] == ["t1"]
+    assert h.core.terminal_counts["TASK_FINISHED"] == 1
+
+
+def test_later_tasks_of_a_subscribed_executor_launch_at_once(h: Harness) -> None:
+    effects = h.do(RunTask(framework_info(), custom_task("a")))
+    (launch,) = only(effects, LaunchExecutor)
+    assert not launch.command_executor
+    assert launch.executor_info.framework_id == v1.FrameworkID(value=FW)
+    h.do(RunTask(framework_info(), custom_task("b")))
+    assert sent(h.do(ExecutorSubscribed(FW, "ex"))) == ["SUBSCRIBED", "LAUNCH", "LAUNCH"]
+    effects = h.do(RunTask(framework_info(), custom_task("c")))
+    assert only(effects, LaunchExecutor) == [] and sent(effects) == ["LAUNCH"]
+
+
+def test_kill_of_a_queued_task_is_answered_by_the_agent(h: Harness) -> None:
+    start_command_task(h, "q")
+    effects = h.do(KillTask(FW, "q"))
+    (fwd,) = only(effects, ForwardStatus)
+    assert fwd.status.state == "TASK_KILLED"
+    assert fwd.status.reason == "REASON_TASK_KILLED_DURING_LAUNCH"
+    assert fwd.status.source == "SOURCE_AGENT" and fwd.status.uuid is not None
+    # Nothing left to run: the executor is torn down.
+    assert only(effects, DestroyContainer)
+    executor = h.core.executor(FW, "q")
+    assert executor is not None and executor.state == "TERMINATING"
+    # It subscribing late only gets SHUTDOWN.
+    assert sent(h.do(ExecutorSubscribed(FW, "q"))) == ["SHUTDOWN"]
+
+
+def test_kill_of_a_running_task_goes_to_the_executor(h: Harness) -> None:
+    start_command_task(h)
+    h.do(ExecutorSubscribed(FW, "t1"))
+    policy = v1.KillPolicy(grace_period=v1.DurationInfo(nanoseconds=1))
+    effects = h.do(KillTask(FW, "t1", policy))
+    assert sent(effects) == ["KILL"]
+    kill = effects[0].event.kill  # type: ignore[union-attr]
+    assert kill.task_id.value == "t1" and kill.kill_policy == policy
+
+
+@pytest.mark.parametrize(("caps", "state"), [((), "TASK_LOST"),
+                                             (("PARTITION_AWARE",), "TASK_DROPPED")])
+def test_kill_of_an_unknown_task(h: Harness, caps: tuple[str, ...], state: str) -> None:
+    h.do(RunTask(framework_info(*caps), custom_task("a")))
+    (fwd,) = only(h.do(KillTask(FW, "nope")), ForwardStatus)
+    assert fwd.status.state == state and fwd.status.reason == "REASON_EXECUTOR_TERMINATED"
+    assert fwd.status.source == "SOURCE_AGENT"
+    # A framework the agent does not know: nothing (as Mesos).
+    assert h.do(KillTask("other-fw", "x")) == []
+
+
+def test_registration_timeout_fails_the_tasks(h: Harness) -> None:
+    launch = start_command_task(h)
+    assert h.do(RegistrationTimeout(FW, "t1", "stale-container")) == []
+    effects = h.do(RegistrationTimeout(FW, "t1", launch.container_id))
+    assert only(effects, DestroyContainer)
+    effects = h.do(ExecutorExited(FW, "t1", launch.container_id, 9))
+    (fwd,) = only(effects, ForwardStatus)
+    assert fwd.status.state == "TASK_FAILED"
+    assert fwd.status.reason == "REASON_EXECUTOR_REGISTRATION_TIMEOUT"
+    # Subscribed in time: the timer is harmless.
+    launch = start_command_task(h, "t2")
+    h.do(ExecutorSubscribed(FW, "t2"))
+    assert h.do(RegistrationTimeout(FW, "t2", launch.container_id)) == []
+
+
+def test_executor_exit_fails_live_tasks_and_tells_the_master(h: Harness) -> None:
+    launch = only(h.do(RunTask(framework_info(), custom_task("a"))), LaunchExecutor)[0]
+    h.do(ExecutorSubscribed(FW, "ex"))
+    h.do(RunTask(framework_info(), custom_task("b")))
+    h.do(ExecutorUpdate(FW, "ex", update("a", "TASK_RUNNING", 1)))
+    h.do(ExecutorUpdate(FW, "ex", update("b", "TASK_FINISHED", 2)))
+    effects = h.do(ExecutorExited(FW, "ex", launch.container_id, 256))
+    (fwd,) = only(effects, ForwardStatus)
+    assert fwd.status.task_id.value == "a" and fwd.status.state == "TASK_FAILED"
+    assert fwd.status.reason == "REASON_EXECUTOR_TERMINATED"
+    assert fwd.status.source == "SOURCE_AGENT"
+    assert fwd.status.uuid not in (update("a", "x", 1).uuid, None)
+    assert only(effects, ExitedExecutor) == [ExitedExecutor(FW, "ex", 256)]
+    # A second exit report (stale) changes nothing.
+    assert h.do(ExecutorExited(FW, "ex", launch.container_id, 256)) == []
+    h.do(UpdateAcknowledged(FW, "b", "TASK_FINISHED"))
+    assert FW in h.core.frameworks
+    effects = h.do(UpdateAcknowledged(FW, "a", "TASK_FAILED"))
+    assert FW not in h.core.frameworks and only(effects, FrameworksRemoved)
+
+
+def test_shutdown_executor_uses_its_grace_period(h: Harness) -> None:
+    launch = only(h.do(RunTask(framework_info(), custom_task("a"))), LaunchExecutor)[0]
+    h.do(ExecutorSubscribed(FW, "ex"))
+    effects = h.do(ShutdownExecutor(FW, "ex"))
+    assert sent(effects) == ["SHUTDOWN"]
+    assert only(effects, ShutdownContainer) == [
+        ShutdownContainer(FW, "ex", launch.container_id, 2.0)]
+    assert h.do(ShutdownExecutor(FW, "ex")) == []  # already terminating
+    assert h.do(KillTask(FW, "a")) == []  # ignored while terminating
+    effects = h.do(ExecutorExited(FW, "ex", launch.container_id, 9))
+    assert [f.status.state for f in only(effects, ForwardStatus)] == ["TASK_FAILED"]
+
+
+def test_shutdown_framework_drops_everything(h: Harness) -> None:
+    a = only(h.do(RunTask(framework_info(), custom_task("a", "e1"))), LaunchExecutor)[0]
+    b = only(h.do(RunTask(framework_info(), custom_task("b", "e2"))), LaunchExecutor)[0]
+    h.do(ExecutorSubscribed(FW, "e1"))
+    effects = h.do(ShutdownFramework(FW))
+    assert sent(effects) == ["SHUTDOWN"]  # e1 is subscribed; e2 is still registering
+    assert only(effects, DestroyContainer) == [DestroyContainer(FW, "e2", b.container_id)]
+    # Exits of a terminating framework's executors produce no task updates.
+    assert only(h.do(ExecutorExited(FW, "e1", a.container_id, 0)), ForwardStatus) == []
+    effects = h.do(ExecutorExited(FW, "e2", b.container_id, 9))
+    assert only(effects, FrameworksRemoved) and FW not in h.core.frameworks
+    # A task for the removed framework starts it afresh.
+    assert only(h.do(RunTask(framework_info(), custom_task("c", "e3"))), LaunchExecutor)
+
+
+def test_task_group_runs_on_the_default_executor(h: Harness) -> None:
+    executor = v1.ExecutorInfo(executor_id=v1.ExecutorID(value="dx"), type="DEFAULT")
+    tasks = [command_task("g1", "sleep 1"), command_task("g2", "sleep 2")]
+    effects = h.do(RunTaskGroup(framework_info(), executor, tasks))
+    (launch,) = only(effects, LaunchExecutor)
+    assert launch.executor_info.command is not None
+    assert launch.executor_info.command.arguments[-1] == "/x/default.py"
+    effects = h.do(ExecutorSubscribed(FW, "dx"))
+    assert sent(effects) == ["SUBSCRIBED", "LAUNCH_GROUP"]
+    group = effects[1].event.launch_group  # type: ignore[union-attr]
+    assert [t.task_id.value for t in group.task_group.tasks] == ["g1", "g2"]
+
+
+def test_killing_one_queued_group_member_kills_the_group(h: Harness) -> None:
+    executor = v1.ExecutorInfo(executor_id=v1.ExecutorID(value="dx"), type="DEFAULT")
+    h.do(RunTaskGroup(framework_info(), executor, [command_task("g1"), command_task("g2")]))
+    effects = h.do(KillTask(FW, "g2"))
+    assert sorted(f.status.task_id.value for f in only(effects, ForwardStatus)) == ["g1", "g2"]
+
+
+def test_executor_call_errors(h: Harness) -> None:
+    start_command_task(h)
+    assert h.core.executor_call_error("nope", "t1", "SUBSCRIBE") == (
+        400, "Framework cannot be found")
+    assert h.core.executor_call_error(FW, "nope", "SUBSCRIBE") == (
+        400, "Executor cannot be found")
+    assert h.core.executor_call_error(FW, "t1", "UPDATE") == (403, "Executor is not subscribed")
+    assert h.core.executor_call_error(FW, "t1", "SUBSCRIBE") is None
+    h.do(ExecutorSubscribed(FW, "t1"))
+    assert h.core.executor_call_error(FW, "t1", "UPDATE") is None
+
+
+def test_messages_both_ways(h: Harness) -> None:
+    h.do(RunTask(framework_info(), custom_task("a")))
+    assert h.do(FrameworkMessage(FW, "ex", b"hi")) == []
+    assert h.core.invalid_framework_messages == 1
+    h.do(ExecutorSubscribed(FW, "ex"))
+    assert sent(h.do(FrameworkMessage(FW, "ex", b"hi"))) == ["MESSAGE"]
+    assert h.do(ExecutorMessage(FW, "ex", b"yo")) == [ExecutorMessageToMaster(FW, "ex", b"yo")]
+
+
+def test_launch_failure_fails_the_task(h: Harness) -> None:
+    launch = only(h.do(RunTask(framework_info(), custom_task("a"))), LaunchExecutor)[0]
+    effects = h.do(ExecutorLaunchFailed(FW, "ex", launch.container_id, "No such file"))
+    (fwd,) = only(effects, ForwardStatus)
+    assert fwd.status.state == "TASK_FAILED"
+    assert fwd.status.reason == "REASON_CONTAINER_LAUNCH_FAILED"
+    assert "No such file" in (fwd.status.message or "")
+
+
+def test_task_for_a_terminating_executor_is_dropped(h: Harness) -> None:
+    h.do(RunTask(framework_info(), custom_task("a")))
+    h.do(ExecutorSubscribed(FW, "ex"))
+    h.do(ShutdownExecutor(FW, "ex"))
+    effects = h.do(RunTask(framework_info(), custom_task("b")))
+    (fwd,) = only(effects, ForwardStatus)
+    assert fwd.status.state == "TASK_LOST" and not only(effects, LaunchExecutor)
+
+
+def test_shutdown_all_and_tasks_listing(h: Harness) -> None:
+    start_command_task(h, "t1")
+    h.do(RunTask(framework_info(), custom_task("a")))
+    h.do(ExecutorSubscribed(FW, "ex"))
+    assert sorted(t.id for t in h.core.tasks()) == ["a", "t1"]
+    effects = h.do(ShutdownAll())
+    assert sent(effects) == ["SHUTDOWN"] and len(only(effects, DestroyContainer)) == 1
+
+
+def test_command_executor_name_truncates_long_commands() -> None:
+    task = command_task("t", "while true ; do echo hi; done")
+    assert command_executor_name(task) == (
+        "Command Executor (Task: t) (Command: sh -c 'while true ;...')")
+    task = v1.TaskInfo(name="t", task_id=v1.TaskID(value="t"), agent_id=v1.AgentID(value="a"),
+                       command=v1.CommandInfo(shell=False, value="/bin/ls", arguments=["ls", "-l"]))
+    assert command_executor_name(task) == "Command Executor (Task: t) (Command: [/bin/ls, ls, -l])"
