@@ -108,7 +108,9 @@ class FakeMaster:
         def find() -> dict[str, Any] | None:
             return next((s for s in self.updates(task_id) if s["state"] == state), None)
 
-        return await wait_until(find, f"{state} for task {task_id} (got {self.states(task_id)})")  # type: ignore[no-any-return]
+        found: dict[str, Any] = await wait_until(
+            find, f"{state} for task {task_id} (got {self.states(task_id)})")
+        return found
 
     # -- talking to the agent
 
@@ -306,17 +308,13 @@ async def test_command_task_runs_to_finished(master: FakeMaster, agents: Agents)
     out = sandbox(agent, "echo") / "stdout"
     await wait_until(lambda: out.exists() and "hello" in out.read_text(), "hello in stdout")
     # Acknowledged and the executor gone: the framework is completed.
-    status, state = await agent.get("/state")
-
-    def completed() -> bool:
-        return bool(state["completed_frameworks"])
-
+    state: dict[str, Any] = {}
     for _ in range(100):
-        status, state = await agent.get("/slave(1)/state")
-        if completed():
+        _, state = await agent.get("/slave(1)/state")
+        if state["completed_frameworks"]:
             break
         await asyncio.sleep(0.1)
-    assert completed(), state
+    assert state["completed_frameworks"], state
     assert state["id"] == AGENT_ID and state["pid"] == f"slave(1)@127.0.0.1:{agent.port}"
     executor = state["completed_frameworks"][0]["completed_executors"][0]
     assert executor["completed_tasks"][0]["state"] == "TASK_FINISHED"
@@ -424,7 +422,7 @@ async def test_executor_api_refusals(master: FakeMaster, agents: Agents) -> None
     update["status"].update(source="SOURCE_EXECUTOR", state="TASK_STAGING")
     status, text = await agent.post(path, call("UPDATE", update=update), **json_ct)
     assert status == 400 and "TASK_STAGING" in text
-    status, _ = await agent.post("/slave(1)/api/v1/executor", call("SUBSCRIBE"),
+    status, _ = await agent.post("/slave(1)/api/v1/executor", call("SUBSCRIBE", subscribe={}),
                                  **json_ct, Accept="text/html")
     assert status == 406
 
@@ -453,7 +451,7 @@ async def test_files_endpoints(master: FakeMaster, agents: Agents, tmp_path: Pat
     (tmp_path / "secret").write_text("no")
     assert (await agent.get("/files/read", path=str(tmp_path / "secret")))[0] == 403
     assert (await agent.get("/files/read", path="/etc/passwd"))[0] == 403
-    assert (await agent.get("/files/read", path=f"{virtual}/../../../../../../../../x"))[0] == 403
+    assert (await agent.get("/files/read", path=f"{virtual}{'/..' * 12}/etc/passwd"))[0] == 403
     assert (await agent.get("/files/read", path=f"{virtual}/missing"))[0] == 404
     assert (await agent.get("/files/read"))[0] == 400
     assert (await agent.get("/files/read", path=str(out), offset="x"))[0] == 400
@@ -514,3 +512,171 @@ async def test_master_shutdown_stops_the_agent(master: FakeMaster, agents: Agent
     assert await asyncio.to_thread(agent.proc.wait, WAIT) == 0
     await wait_no_processes(running["container_status"]["executor_pid"])
     await master.send("PING") if master.connected else None
+
+
+# A custom executor speaking the v1 Executor API with the standard library only.
+CUSTOM_EXECUTOR = r'''
+import base64, http.client, json, os, sys, uuid
+
+host, port = os.environ["MESOS_AGENT_ENDPOINT"].split(":")
+fw, ex = os.environ["MESOS_FRAMEWORK_ID"], os.environ["MESOS_EXECUTOR_ID"]
+with open("env.json", "w") as fh:
+    json.dump({k: v for k, v in os.environ.items()}, fh)
+
+def post(body):
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("POST", "/api/v1/executor", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 202, (resp.status, resp.read())
+    conn.close()
+
+def call(type_, **extra):
+    post({"type": type_, "framework_id": {"value": fw}, "executor_id": {"value": ex}, **extra})
+
+def update(task_id, state):
+    status = {"task_id": task_id, "state": state, "source": "SOURCE_EXECUTOR",
+              "uuid": base64.b64encode(uuid.uuid4().bytes).decode()}
+    call("UPDATE", update={"status": status})
+
+conn = http.client.HTTPConnection(host, int(port))
+conn.request("POST", "/api/v1/executor", json.dumps({
+    "type": "SUBSCRIBE", "framework_id": {"value": fw}, "executor_id": {"value": ex},
+    "subscribe": {}}), {"Content-Type": "application/json", "Accept": "application/json"})
+resp = conn.getresponse()
+assert resp.status == 200, resp.status
+tasks, log = [], open("events.log", "w")
+while True:
+    size = resp.readline()
+    if not size:
+        sys.exit(1)
+    event = json.loads(resp.read(int(size)))
+    log.write(event["type"] + "\n"); log.flush()
+    kind = event["type"]
+    if kind == "SUBSCRIBED":
+        sub = event["subscribed"]
+        assert sub["executor_info"]["executor_id"] == {"value": ex}
+        assert sub["framework_info"]["id"] == {"value": fw}
+        assert sub["agent_info"]["id"]["value"]
+    elif kind == "LAUNCH":
+        tasks.append(event["launch"]["task"]["task_id"])
+        update(tasks[-1], "TASK_RUNNING")
+    elif kind == "MESSAGE":
+        data = base64.b64decode(event["message"]["data"])
+        call("MESSAGE", message={"data": base64.b64encode(b"echo:" + data).decode()})
+    elif kind == "KILL":
+        update(event["kill"]["task_id"], "TASK_KILLED")
+    elif kind == "SHUTDOWN":
+        for task_id in tasks:
+            update(task_id, "TASK_KILLED")
+        sys.exit(3)
+'''
+
+
+async def test_custom_executor(master: FakeMaster, agents: Agents, tmp_path: Path) -> None:
+    script = tmp_path / "executor.py"
+    script.write_text(CUSTOM_EXECUTOR)
+    agent = await agents.start()
+    task = custom_task("c1", "custom", f"{sys.executable} {script}")
+    task["executor"]["command"]["environment"] = {"variables": [{"name": "GREETING",
+                                                                 "value": "hi"}]}
+    await master.run_task(task, roles=["web"])
+    await master.wait_state("c1", "TASK_RUNNING")
+    box = sandbox(agent, "custom")
+    env = json.loads((box / "env.json").read_text())
+    assert env["MESOS_FRAMEWORK_ID"] == FW and env["MESOS_EXECUTOR_ID"] == "custom"
+    assert env["MESOS_DIRECTORY"] == env["MESOS_SANDBOX"] == str(box.resolve())
+    assert env["MESOS_AGENT_ENDPOINT"] == f"127.0.0.1:{agent.port}"
+    assert env["MESOS_SLAVE_ID"] == AGENT_ID
+    assert env["MESOS_SLAVE_PID"] == f"slave(1)@127.0.0.1:{agent.port}"
+    assert env["MESOS_CHECKPOINT"] == "0" and env["MESOS_HTTP_COMMAND_EXECUTOR"] == "0"
+    assert env["MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD"] == "2secs"
+    assert env["MESOS_ALLOCATION_ROLE"] == "web" and env["GREETING"] == "hi"
+    assert "MESOS_WORK_DIR" not in env and "MESOS_RECOVERY_TIMEOUT" not in env
+    # Later tasks go straight to the subscribed executor.
+    await master.run_task(custom_task("c2", "custom", "unused"), roles=["web"])
+    await master.wait_state("c2", "TASK_RUNNING")
+    await master.send("FRAMEWORK_MESSAGE", {"framework_id": {"value": FW},
+                                            "executor_id": {"value": "custom"},
+                                            "data": b64(b"ping")})
+    (message,) = await wait_until(lambda: master.of_type("EXECUTOR_MESSAGE"), "the echo")
+    assert base64.b64decode(message["executor_message"]["data"]) == b"echo:ping"
+    _, state = await agent.get("/state")
+    (executor,) = state["frameworks"][0]["executors"]
+    assert executor["id"] == "custom" and executor["directory"] == str(box.resolve())
+    assert sorted(t["id"] for t in executor["tasks"]) == ["c1", "c2"]
+    assert {t["state"] for t in executor["tasks"]} == {"TASK_RUNNING"}
+    await master.send("SHUTDOWN_EXECUTOR", {"framework_id": {"value": FW},
+                                            "executor_id": {"value": "custom"}})
+    await master.wait_state("c1", "TASK_KILLED")
+    await master.wait_state("c2", "TASK_KILLED")
+    (exited,) = await wait_until(lambda: master.of_type("EXITED_EXECUTOR"), "EXITED_EXECUTOR")
+    assert exited["exited_executor"]["status"] == 3 << 8
+    events = (box / "events.log").read_text().split()
+    assert events[:2] == ["SUBSCRIBED", "LAUNCH"] and events[-1] == "SHUTDOWN"
+    # Every update was acknowledged to the executor once the agent took it over.
+    assert events.count("ACKNOWLEDGED") >= 2
+
+
+class EventReader:
+    """Reads RecordIO events off one streaming response."""
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self.resp = resp
+        self.decoder = recordio.Decoder()
+        self.pending: list[dict[str, Any]] = []
+
+    async def next(self) -> dict[str, Any] | None:
+        """The next event, or None at the end of the stream."""
+        while not self.pending:
+            chunk = await asyncio.wait_for(self.resp.content.readany(), WAIT)
+            if not chunk:
+                return None
+            self.pending.extend(json.loads(r) for r in self.decoder.feed(chunk))
+        return self.pending.pop(0)
+
+
+async def test_executor_stream_replaced_and_updates_acknowledged(
+    master: FakeMaster, agents: Agents
+) -> None:
+    agent = await agents.start()
+    # The agent starts a process that never subscribes; the test speaks for it.
+    await master.run_task(custom_task("t", "manual", "sleep 100"))
+    await wait_until(lambda: sandbox(agent, "manual").exists(), "the sandbox")
+    url = agent.url + "/api/v1/executor"
+    ids = {"framework_id": {"value": FW}, "executor_id": {"value": "manual"}}
+    subscribe = {"type": "SUBSCRIBE", **ids, "subscribe": {}}
+    headers = {"Accept": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        first = await session.post(url, json=subscribe, headers=headers)
+        assert first.status == 200 and "Mesos-Stream-Id" not in first.headers
+        one = EventReader(first)
+        subscribed = await one.next()
+        assert subscribed is not None and subscribed["type"] == "SUBSCRIBED"
+        assert subscribed["subscribed"]["container_id"]["value"]
+        launch = await one.next()
+        assert launch is not None and launch["launch"]["task"]["task_id"] == {"value": "t"}
+        second = await session.post(url, json=subscribe, headers=headers)
+        two = EventReader(second)
+        assert (await two.next() or {}).get("type") == "SUBSCRIBED"
+        assert await one.next() is None  # the old stream was closed
+        uuid_b64 = b64(bytes(range(16)))
+        status = {"task_id": {"value": "t"}, "state": "TASK_RUNNING",
+                  "source": "SOURCE_EXECUTOR", "uuid": uuid_b64}
+        async with session.post(url, json={"type": "UPDATE", **ids,
+                                           "update": {"status": status}}) as resp:
+            assert resp.status == 202
+        ack = await two.next()
+        assert ack == {"type": "ACKNOWLEDGED",
+                       "acknowledged": {"task_id": {"value": "t"}, "uuid": uuid_b64}}
+        forwarded = await master.wait_state("t", "TASK_RUNNING")
+        assert forwarded["agent_id"] == {"value": AGENT_ID}
+        assert forwarded["executor_id"] == {"value": "manual"}
+        assert forwarded["uuid"] == uuid_b64 and "timestamp" in forwarded
+        for body in ({"type": "MESSAGE", **ids, "message": {"data": b64(b"hey")}},
+                     {"type": "HEARTBEAT", **ids}):
+            async with session.post(url, json=body) as resp:
+                assert resp.status == 202
+        (message,) = await wait_until(lambda: master.of_type("EXECUTOR_MESSAGE"), "message")
+        assert message["executor_message"]["data"] == b64(b"hey")
+        second.close()

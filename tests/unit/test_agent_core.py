@@ -36,6 +36,7 @@ from mesos.agent.events import (
     ShutdownFramework,
     UpdateAcknowledged,
 )
+from mesos.v1 import executor as ev1
 from mesos.v1 import mesos as v1
 
 FW = "fw-1"
@@ -106,6 +107,11 @@ def only(effects: list[Effect], kind: type) -> list[Any]:
     return [e for e in effects if isinstance(e, kind)]
 
 
+def event_of(effect: Effect) -> ev1.Event:
+    assert isinstance(effect, SendToExecutor)
+    return effect.event
+
+
 def sent(effects: list[Effect]) -> list[str]:
     return [e.event.type for e in effects if isinstance(e, SendToExecutor)]
 
@@ -139,7 +145,8 @@ def test_command_task_full_life_cycle(h: Harness) -> None:
 
     effects = h.do(ExecutorSubscribed(FW, "t1"))
     assert sent(effects) == ["SUBSCRIBED", "LAUNCH"]
-    subscribed = effects[0].event.subscribed  # type: ignore[union-attr]
+    subscribed = event_of(effects[0]).subscribed
+    assert subscribed is not None
     assert subscribed.agent_info.id == v1.AgentID(value="agent-1")
     assert subscribed.framework_info.id == v1.FrameworkID(value=FW)
     assert subscribed.container_id == v1.ContainerID(value="c1")
@@ -151,7 +158,8 @@ def test_command_task_full_life_cycle(h: Harness) -> None:
     assert fwd.status.agent_id == v1.AgentID(value="agent-1")
     assert fwd.status.executor_id == v1.ExecutorID(value="t1")
     assert fwd.status.timestamp == h.now
-    assert fwd.status.container_status.container_id.value == "c1"  # type: ignore[union-attr]
+    assert fwd.status.container_status == v1.ContainerStatus(
+        container_id=v1.ContainerID(value="c1"), executor_pid=4242)
 
     h.do(ExecutorUpdate(FW, "t1", update("t1", "TASK_FINISHED", 2)))
     assert list(executor.terminated) == ["t1"]
@@ -201,7 +209,8 @@ def test_kill_of_a_running_task_goes_to_the_executor(h: Harness) -> None:
     policy = v1.KillPolicy(grace_period=v1.DurationInfo(nanoseconds=1))
     effects = h.do(KillTask(FW, "t1", policy))
     assert sent(effects) == ["KILL"]
-    kill = effects[0].event.kill  # type: ignore[union-attr]
+    kill = event_of(effects[0]).kill
+    assert kill is not None
     assert kill.task_id.value == "t1" and kill.kill_policy == policy
 
 
@@ -289,7 +298,8 @@ def test_task_group_runs_on_the_default_executor(h: Harness) -> None:
     assert launch.executor_info.command.arguments[-1] == "/x/default.py"
     effects = h.do(ExecutorSubscribed(FW, "dx"))
     assert sent(effects) == ["SUBSCRIBED", "LAUNCH_GROUP"]
-    group = effects[1].event.launch_group  # type: ignore[union-attr]
+    group = event_of(effects[1]).launch_group
+    assert group is not None
     assert [t.task_id.value for t in group.task_group.tasks] == ["g1", "g2"]
 
 

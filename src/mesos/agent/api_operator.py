@@ -61,11 +61,10 @@ def task_json(task: Task, agent_id: str | None, command_executor: bool) -> dict[
         "resources": _resources(info.resources).summary(),
         "statuses": [_status_json(s) for s in task.statuses],
     }
-    for key in ("role",):
-        role = next((r.allocation_info.role for r in info.resources
-                     if r.allocation_info is not None), None)
-        if role:
-            out[key] = role
+    role = next((r.allocation_info.role for r in info.resources
+                 if r.allocation_info is not None), None)
+    if role:
+        out["role"] = role
     labels = _labels(info.labels)
     if labels:
         out["labels"] = labels

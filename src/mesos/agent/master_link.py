@@ -14,6 +14,7 @@ service never sees raw JSON.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -144,10 +145,13 @@ class MasterLink:
         self.ping_interval = DEFAULT_PING_INTERVAL
         self._stopped = False
         self.connected = False
+        # Calls go out one at a time, in the order they were made.
+        self._outbox: asyncio.Queue[AgentCall] = asyncio.Queue()
 
     async def run(self) -> None:
         """Subscribe, read events, and re-subscribe after any failure, until stopped."""
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        sender = asyncio.get_running_loop().create_task(self._drain_outbox())
         attempt = 0
         try:
             while not self._stopped:
@@ -160,6 +164,9 @@ class MasterLink:
                 log.info("Re-subscribing with the master in %.2fs", delay)
                 await asyncio.sleep(delay)
         finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
             await self._session.close()
             self._session = None
 
@@ -225,6 +232,22 @@ class MasterLink:
                 if self._stopped:
                     return subscribed
         return subscribed
+
+    def post(self, call: AgentCall) -> None:
+        """Queue a call; it is sent after every call queued before it (dropped if the
+        master is not connected by then: status updates are resent on reconnection)."""
+        self._outbox.put_nowait(call)
+
+    async def _drain_outbox(self) -> None:
+        while True:
+            call = await self._outbox.get()
+            await self.send(call)
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (bounded) until every queued call has been tried."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._outbox.empty() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def send(self, call: AgentCall) -> bool:
         """POST one call on the current subscription; False if it did not get through."""

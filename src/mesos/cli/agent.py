@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> None:
         attrs = attributes.parse(flags.attributes)
     except ValueError as exc:
         exit_with_error(PROG, f"Invalid --attributes: {exc}")
+    env = flags.executor_environment_variables
+    if env is not None and not (
+        isinstance(env, dict) and all(isinstance(v, str) for v in env.values())
+    ):
+        exit_with_error(PROG, "Invalid --executor_environment_variables: expecting a JSON "
+                              "object of strings")
     setup_logging(flags.logging_level)
     from mesos.agent.app import serve
     from mesos.agent.service import Agent

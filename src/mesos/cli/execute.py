@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shlex
 import sys
@@ -56,6 +57,8 @@ FLAGS = [
     Flag("checkpoint", bool, False, "Enable checkpointing for the framework."),
     Flag("principal", str, None, "The principal to use for framework authentication."),
     Flag("secret", str, None, "The secret to use for framework authentication."),
+    Flag("logging_level", str, "ERROR",
+         "Level of the driver's own log lines on stderr (state changes always print)."),
     Flag(
         "kill_after",
         Duration,
@@ -283,6 +286,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         list(sys.argv[1:] if argv is None else argv),
         os.environ if environ is None else environ,
     )
+    level = getattr(logging, str(flags.logging_level).upper(), None)
+    if not isinstance(level, int):
+        print(f"{PROG}: Invalid --logging_level '{flags.logging_level}'", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname).1s %(name)s] %(message)s")
     try:
         wants = _wanted_scalars(flags.resources)
         command = _command(flags)

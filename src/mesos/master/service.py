@@ -293,6 +293,10 @@ class Master:
         for offer in list(framework.offers.values()):
             self._remove_offer(offer, rescind=False, recover=True)
         now = self._now()
+        # Which agents run something of this framework, before its tasks move out.
+        agent_ids = set(framework.executors) | {
+            a.id for a in self.agents.values() if framework.id in a.tasks
+        }
         for task in list(framework.tasks.values()):
             if not task.terminal:
                 status = self._master_status(task, "TASK_KILLED", "REASON_FRAMEWORK_REMOVED",
@@ -300,9 +304,7 @@ class Master:
                 self._apply_status(task, status)
             self._recover_task(task)
             self._complete_task(framework, task)
-        for agent_id in set(framework.executors) | {
-            a.id for a in self.agents.values() if framework.id in a.tasks
-        }:
+        for agent_id in agent_ids:
             agent = self.agents.get(agent_id)
             if agent is not None:
                 agent.send(event("SHUTDOWN_FRAMEWORK", {"framework_id": {"value": framework.id}}))
