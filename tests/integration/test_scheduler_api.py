@@ -150,7 +150,7 @@ async def test_launch_outside_the_offer_is_refused_and_changes_nothing(sched: Ra
         "offer_ids": [offer["id"]], "operations": ops}})
     assert code == 400 and "already exists" in text
     after = cluster.state()
-    mine = [f for f in after["frameworks"] if f["id"] == sched.framework_id][0]
+    mine = next(f for f in after["frameworks"] if f["id"] == sched.framework_id)
     assert mine["tasks"] == []
     assert [o["id"] for o in mine["offers"]] == [offer["id"]["value"]]
     assert len(before["slaves"]) == len(after["slaves"])
@@ -260,7 +260,7 @@ async def test_failover_timeout_expiry_kills_tasks(cluster: Cluster) -> None:
 
     wait_for(removed, 10, "the framework to be removed after its failover timeout")
     state = cluster.state()
-    done = [f for f in state["completed_frameworks"] if f["id"] == framework_id][0]
+    done = next(f for f in state["completed_frameworks"] if f["id"] == framework_id)
     assert [t["state"] for t in done["completed_tasks"]] == ["TASK_KILLED"]
     # Its executor is gone from the agent too.
     agent_state = f"http://127.0.0.1:{cluster.agent_ports[0]}/state"

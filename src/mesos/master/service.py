@@ -73,6 +73,7 @@ class Master:
         self.agents: dict[str, Agent] = {}
         self.unreachable_agents: dict[str, UnreachableAgent] = {}
         self.offers: dict[str, Offer] = {}
+        self._agent_streams: dict[str, str] = {}  # stream id -> agent id
         self.counters = Counters()
         self._framework_ids = itertools.count()
         self._agent_ids = itertools.count()
@@ -401,8 +402,7 @@ class Master:
     ) -> None:
         task = acceptmod.task_of(launch, framework, role)
         self._add_task(framework, agent, task, launch.executor)
-        info = self._framework_info_for_agent(framework)
-        agent.send(event("RUN_TASK", {"framework_info": info, "task": launch.task}))
+        agent.send(event("RUN_TASK", {"framework_info": framework.info, "task": launch.task}))
         self.counters.inc("master/tasks_launched")
 
     def _launch_group(
@@ -419,15 +419,12 @@ class Master:
             event(
                 "RUN_TASK_GROUP",
                 {
-                    "framework_info": self._framework_info_for_agent(framework),
+                    "framework_info": framework.info,
                     "executor": executor,
                     "task_group": {"tasks": [m.task for m in members]},
                 },
             )
         )
-
-    def _framework_info_for_agent(self, framework: Framework) -> v1.FrameworkInfo:
-        return framework.info
 
     def _add_task(
         self, framework: Framework, agent: Agent, task: Task, executor: v1.ExecutorInfo | None
@@ -750,6 +747,8 @@ class Master:
         )
         agent.stream = stream
         agent.stream_id = stream.stream_id
+        if stream.stream_id is not None:
+            self._agent_streams[stream.stream_id] = agent_id
         self.agents[agent_id] = agent
         was_unreachable = self.unreachable_agents.pop(agent_id, None)
         self._recover_agent_tasks(agent, body, existing, was_unreachable is not None)
@@ -854,6 +853,7 @@ class Master:
         self.allocator.remove_agent(agent.id)
 
     def agent_stream_closed(self, agent_id: str, stream: EventStream) -> None:
+        self._agent_streams.pop(stream.stream_id or "", None)
         agent = self.agents.get(agent_id)
         if agent is None or agent.stream is not stream:
             return
@@ -867,10 +867,7 @@ class Master:
         agent.active = False
 
     def agent_of_stream(self, stream_id: str | None) -> str | None:
-        for agent in self.agents.values():
-            if stream_id is not None and agent.stream_id == stream_id:
-                return agent.id
-        return None
+        return self._agent_streams.get(stream_id) if stream_id is not None else None
 
     def agent_for_call(self, agent_id: str | None, stream_id: str | None) -> Agent:
         if agent_id is None:

@@ -15,20 +15,7 @@ from typing import Any
 from mesos.http.streaming import EventStream
 from mesos.resources import Resources
 from mesos.v1 import mesos as v1
-from mesos.v1.enums import TaskState
-
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_LOST",
-        "TASK_ERROR",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
+from mesos.v1.enums import TERMINAL_STATES, TaskState
 
 # The order Mesos' endpoints count task states in.
 TASK_STATES = (

@@ -289,5 +289,4 @@ def metrics(master: Master) -> dict[str, float]:
         out[f"master/{name}_total"] = t
         out[f"master/{name}_used"] = u
         out[f"master/{name}_percent"] = (u / t) if t else 0.0
-    out["allocator/event_queue_dispatches"] = 0.0
     return out

@@ -19,6 +19,8 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from mesos.v1 import enums
+
 __all__ = [
     "TERMINAL_STATES",
     "command_info",
@@ -38,18 +40,7 @@ Resource = dict[str, Any]
 IdLike = str | Mapping[str, Any]
 
 # Task states after which Mesos sends no further update for the task (ref §3 TaskStatus).
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_LOST",
-        "TASK_ERROR",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
+TERMINAL_STATES = enums.TERMINAL_STATES
 
 _MILLI = 1000
 
