@@ -570,3 +570,27 @@ async def test_checkpointed_executor_resubscribes(
     states = await agent.states(["r1", "r2"])
     assert states == {"r1": ["TASK_KILLED"], "r2": ["TASK_KILLED"]}
     assert await executor.wait() == 0
+
+
+async def test_finished_task_leaves_its_group_running(
+    agent: FakeAgent, executors: Any, tmp_path: Path
+) -> None:
+    agent.on_subscribe = [
+        launch_group(task_info("quick", "true"), task_info("slow", "sleep 0.5; echo done"))
+    ]
+    executor = executors(agent, tmp_path)
+    states = await agent.states(["quick", "slow"])
+    assert states["quick"][-1] == states["slow"][-1] == "TASK_FINISHED"
+    assert await executor.wait() == 0
+    assert (executor.task_dir("slow") / "stdout").read_text() == "done\n"
+
+
+async def test_sigterm_shuts_down(agent: FakeAgent, executors: Any, tmp_path: Path) -> None:
+    agent.on_subscribe = [launch_group(task_info("t", SLEEPER))]
+    executor = executors(agent, tmp_path)
+    pids = [await executor.pid_file("t", name) for name in ("top.pid", "bg.pid")]
+    executor.proc.send_signal(signal.SIGTERM)
+    assert (await agent.states(["t"]))["t"][-1] == "TASK_KILLED"
+    assert await executor.wait() == 0
+    assert await all_gone(pids)
+    assert await session_empty(executor.proc.pid)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mesos.testing.cluster import Cluster
+from mesos.testing.cluster import Cluster, wait_for
 from mesos.testing.rawsched import RawScheduler
 
 pytestmark = pytest.mark.slow
@@ -109,7 +110,11 @@ async def test_shutdown_request_and_teardown_calls(tmp_path: Path) -> None:
         try:
             await s.subscribe(FW)
             offer = (await s.next_event("OFFERS"))["offers"]["offers"][0]
-            executor = {"executor_id": {"value": "ex"}, "command": {"value": "sleep 60"},
+            # The executor puts a child in a process group of its own: it must still
+            # die with the executor's session.
+            own_group = f"{sys.executable} -c 'import os, time; os.setpgid(0, 0); time.sleep(60)'"
+            script = f"{own_group} & echo $! > bg.pid; sleep 60"
+            executor = {"executor_id": {"value": "ex"}, "command": {"value": script},
                         "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}]}
             t = task(offer, "under-custom", "unused")
             del t["command"]
@@ -119,6 +124,10 @@ async def test_shutdown_request_and_teardown_calls(tmp_path: Path) -> None:
             assert code == 202, text
             code, _ = await s.call({"type": "REQUEST", "framework_id": s.fw(), "request": {"requests": []}})
             assert code == 202
+            pattern = "agent0/slaves/*/frameworks/*/executors/ex/runs/latest/bg.pid"
+            pid_file = wait_for(lambda: next((p for p in tmp_path.glob(pattern) if p.read_text().strip()), None),
+                                10, "the executor to start its background child")
+            pid = int(pid_file.read_text())
             # `sleep 60` never subscribes as an executor; SHUTDOWN ends it early, and the
             # scheduler hears the executor's task fail and a FAILURE for the executor.
             code, _ = await s.call({"type": "SHUTDOWN", "framework_id": s.fw(), "shutdown": {
@@ -130,6 +139,7 @@ async def test_shutdown_request_and_teardown_calls(tmp_path: Path) -> None:
             failure = await s.next_event("FAILURE", timeout=10, skip=("HEARTBEAT", "OFFERS", "UPDATE"))
             assert failure["failure"]["executor_id"] == {"value": "ex"}
             assert failure["failure"]["agent_id"] == offer["agent_id"]
+            assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
             code, _ = await s.call({"type": "TEARDOWN", "framework_id": s.fw()})
             assert code == 202
             closed = await s.next_event("__CLOSED__", timeout=5, skip=("HEARTBEAT", "OFFERS", "UPDATE"))

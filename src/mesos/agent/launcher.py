@@ -24,7 +24,9 @@ __all__ = [
     "executor_environment",
     "group_pids",
     "kill_group",
+    "kill_session",
     "launch",
+    "session_pids",
     "wait_status",
 ]
 
@@ -145,8 +147,12 @@ def signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def group_pids(pgid: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is ``pgid`` (Linux /proc)."""
+def _live_pids_where(field: int, value: int) -> list[int]:
+    """Live (non-zombie) processes whose /proc stat ``field`` equals ``value``.
+
+    Fields count from the one after the parenthesised command name: 0 state, 1 ppid,
+    2 process group, 3 session.
+    """
     pids: list[int] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -156,11 +162,39 @@ def group_pids(pgid: int) -> list[int]:
                 stat = fh.read()
         except OSError:
             continue
-        # Fields after the parenthesised command name: state ppid pgrp ...
         rest = stat[stat.rfind(")") + 2 :].split()
-        if len(rest) >= 3 and rest[0] != "Z" and int(rest[2]) == pgid:
+        if len(rest) > field and rest[0] != "Z" and int(rest[field]) == value:
             pids.append(int(entry))
     return pids
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid``."""
+    return _live_pids_where(2, pgid)
+
+
+def session_pids(sid: int) -> list[int]:
+    """Live processes in session ``sid`` (an executor's pid: it leads its session)."""
+    return _live_pids_where(3, sid)
+
+
+def kill_session(sid: int, rounds: int = 5) -> int:
+    """SIGKILL the executor's process group and every process left in its session.
+
+    Tasks may run in process groups of their own (the default executor puts each task
+    in one), so killing the executor's group alone would leave them running. A few
+    rounds catch processes forked while we scan. Returns how many were signalled.
+    """
+    killed = 1 if kill_group(sid) else 0
+    for _ in range(rounds):
+        pids = session_pids(sid)
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 def wait_status(returncode: int) -> int:

@@ -377,7 +377,7 @@ class Agent:
         for handle in self._timers.pop(cid, []):
             handle.cancel()
         # Whatever the executor left behind in its session goes with it.
-        launcher.kill_group(process.pid)
+        await asyncio.to_thread(launcher.kill_session, process.pid)
         self.processes.pop(cid, None)
         status = launcher.wait_status(returncode)
         self.dispatch(ExecutorExited(effect.framework_id, effect.executor_id, cid, status))
@@ -385,8 +385,8 @@ class Agent:
     def _destroy(self, container_id: str) -> None:
         process = self.processes.get(container_id)
         if process is not None and process.returncode is None:
-            log.info("Killing container %s (process group %s)", container_id, process.pid)
-            launcher.kill_group(process.pid)
+            log.info("Killing container %s (session %s)", container_id, process.pid)
+            launcher.kill_session(process.pid)
 
     # ------------------------------------------------------------------ life cycle
 
