@@ -10,7 +10,7 @@ from mesos.errors import MesosError, ValidationError
 from mesos.http import responses
 from mesos.http.keys import MASTER
 from mesos.http.streaming import EventStream
-from mesos.master.service import event
+from mesos.master.events import event
 from mesos.v1 import codec
 from mesos.v1.internal import AgentCall
 

@@ -17,7 +17,8 @@ from mesos.errors import MesosError, ValidationError
 from mesos.http import responses
 from mesos.http.keys import MASTER
 from mesos.http.streaming import EventStream
-from mesos.master.service import Master, event
+from mesos.master.events import event
+from mesos.master.service import Master
 from mesos.master.state import Framework
 from mesos.v1 import codec
 from mesos.v1 import scheduler as sched
@@ -158,6 +159,11 @@ def _update_framework(m: Master, f: Framework, c: sched.Call) -> None:
     m.update_framework(f, c.update_framework)
 
 
+def _reconcile_operations(m: Master, f: Framework, c: sched.Call) -> None:
+    assert c.reconcile_operations is not None
+    m.reconcile_operations(f, c.reconcile_operations)
+
+
 def _ignore(m: Master, f: Framework, c: sched.Call) -> None:
     """REQUEST and inverse-offer answers: accepted and ignored, as Mesos' allocator does."""
 
@@ -177,4 +183,7 @@ _HANDLERS: dict[str, Callable[[Master, Framework, sched.Call], Any]] = {
     "UPDATE_FRAMEWORK": _update_framework,
     "ACCEPT_INVERSE_OFFERS": _ignore,
     "DECLINE_INVERSE_OFFERS": _ignore,
+    # No operation here takes feedback yet (LAUNCH cannot): every id is unknown.
+    "ACKNOWLEDGE_OPERATION_STATUS": _ignore,
+    "RECONCILE_OPERATIONS": _reconcile_operations,
 }

@@ -8,6 +8,7 @@ for offers, and queues events on subscribers' streams. It never awaits a socket.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import socket
@@ -18,10 +19,13 @@ from typing import Any
 
 from mesos import __version__
 from mesos.allocator.drf import DRFAllocator
-from mesos.errors import ForbiddenError, NotFoundError, ValidationError
+from mesos.errors import ForbiddenError, ValidationError
 from mesos.flags import Flags
 from mesos.http.streaming import EventStream
 from mesos.master import accept as acceptmod
+from mesos.master.agents import AgentsMixin
+from mesos.master.events import event
+from mesos.master.offers import OffersMixin
 from mesos.master.state import (
     TERMINAL_STATES,
     Agent,
@@ -32,7 +36,6 @@ from mesos.master.state import (
     UnreachableAgent,
 )
 from mesos.resources import Resources
-from mesos.v1 import codec
 from mesos.v1 import mesos as v1
 from mesos.v1 import scheduler as sched
 from mesos.v1.enums import TaskState, TaskStatusReason
@@ -43,13 +46,6 @@ REFUSE_SECONDS_DEFAULT = 5.0
 REFUSE_SECONDS_MAX = 31536000.0
 
 
-def event(type_: str, payload: Any = None) -> bytes:
-    """One stream event: ``{"type": T, "<t>": payload}`` as compact JSON."""
-    if payload is None:
-        return codec.encode({"type": type_})
-    return codec.encode({"type": type_, type_.lower(): payload})
-
-
 def _ip_as_int(ip: str) -> int:
     try:
         packed = socket.inet_aton(ip)
@@ -58,7 +54,7 @@ def _ip_as_int(ip: str) -> int:
     return int.from_bytes(packed, "little")
 
 
-class Master:
+class Master(AgentsMixin, OffersMixin):
     def __init__(self, flags: Flags) -> None:
         self.flags = flags
         self.id = str(uuidlib.uuid4())
@@ -74,6 +70,7 @@ class Master:
         self.unreachable_agents: dict[str, UnreachableAgent] = {}
         self.offers: dict[str, Offer] = {}
         self._agent_streams: dict[str, str] = {}  # stream id -> agent id
+        self._pending_kills: dict[str, set[tuple[str, str]]] = {}
         self.counters = Counters()
         self._framework_ids = itertools.count()
         self._agent_ids = itertools.count()
@@ -184,7 +181,7 @@ class Master:
             if not framework_id:
                 framework_id = f"{self.id}-{next(self._framework_ids):04d}"
                 info.id = v1.FrameworkID(value=framework_id)
-            framework = Framework(id=framework_id, info=info, registered_time=now)
+            framework = self._new_framework(framework_id, info, now)
             self.frameworks[framework_id] = framework
             self.allocator.add_framework(
                 framework_id, framework.roles, framework.capabilities,
@@ -211,6 +208,13 @@ class Master:
         request_stream.send(event("HEARTBEAT"))
         self.allocator.activate_framework(framework.id)
         self.wake_allocator()
+        return framework
+
+    def _new_framework(self, framework_id: str, info: v1.FrameworkInfo, now: float) -> Framework:
+        framework = Framework(id=framework_id, info=info, registered_time=now)
+        framework.completed_tasks = collections.deque(
+            maxlen=max(int(self.flags.max_completed_tasks_per_framework), 0)
+        )
         return framework
 
     def _validate_framework_info(self, info: v1.FrameworkInfo) -> str | None:
@@ -255,6 +259,7 @@ class Master:
         framework.info = info
         framework.reregistered_time = now
         framework.unregistered_time = None
+        framework.recovered = False
         framework.suppressed_roles = suppressed
         # Offers made to the old connection are taken back, as Mesos does.
         for offer in list(framework.offers.values()):
@@ -312,6 +317,8 @@ class Master:
                 agent.executors.pop(framework.id, None)
                 agent.tasks.pop(framework.id, None)
         framework.executors.clear()
+        for task in framework.unreachable_tasks.values():
+            framework.completed_tasks.append(task)
         framework.unreachable_tasks.clear()
         if framework.stream is not None:
             framework.stream.close()
@@ -484,18 +491,23 @@ class Master:
 
     def kill(self, framework: Framework, body: sched.Kill) -> None:
         task_id = body.task_id.value
-        task = framework.tasks.get(task_id) or framework.unreachable_tasks.get(task_id)
+        now = self._now()
+        unreachable = framework.unreachable_tasks.get(task_id)
+        task = framework.tasks.get(task_id)
         if task is None:
-            state: TaskState = "TASK_UNKNOWN" if framework.partition_aware else "TASK_LOST"
-            status = v1.TaskStatus(
-                task_id=body.task_id, state=state, source="SOURCE_MASTER",
-                reason="REASON_RECONCILIATION", message="Attempted to kill an unknown task",
-                agent_id=body.agent_id, timestamp=self._now(),
-            )
+            # Unknown and unreachable tasks get what reconciliation would say of them.
+            if unreachable is not None:
+                status = self._reconcile_status(unreachable, now)
+            else:
+                status = self._unknown_task_status(framework, body, now)
             framework.send(event("UPDATE", {"status": status}))
             return
         agent = self.agents.get(task.agent_id)
         if agent is None:
+            return
+        if not agent.connected:
+            # Sent again when the agent re-registers.
+            self._pending_kills.setdefault(agent.id, set()).add((framework.id, task_id))
             return
         payload: dict[str, Any] = {"framework_id": {"value": framework.id}, "task_id": body.task_id}
         if body.kill_policy is not None:
@@ -506,7 +518,7 @@ class Master:
     def shutdown_executor(self, framework: Framework, body: sched.Shutdown) -> None:
         agent = self.agents.get(body.agent_id.value)
         if agent is None:
-            raise NotFoundError(f"Agent {body.agent_id.value} is not registered")
+            return  # as Mesos: nothing to shut down on an agent it does not know
         agent.send(
             event(
                 "SHUTDOWN_EXECUTOR",
@@ -582,6 +594,14 @@ class Master:
             data=latest.data if latest is not None else None,
         )
 
+    def reconcile_operations(self, framework: Framework, body: sched.ReconcileOperations) -> None:
+        """No operation with feedback exists yet, so every one asked about is unknown."""
+        for item in body.operations:
+            status: dict[str, Any] = {"operation_id": item.operation_id, "state": "OPERATION_UNKNOWN"}
+            if item.agent_id is not None:
+                status["agent_id"] = item.agent_id
+            framework.send(event("UPDATE_OPERATION_STATUS", {"status": status}))
+
     def message(self, framework: Framework, body: sched.Message) -> None:
         agent = self.agents.get(body.agent_id.value)
         if agent is None:
@@ -613,345 +633,20 @@ class Master:
             framework.id, framework.roles, framework.capabilities,
             suppressed_roles=framework.suppressed_roles,
         )
-        for agent_id in framework.executors:
+        # Offers made under roles the framework left are taken back, as Mesos does.
+        for offer in list(framework.offers.values()):
+            if offer.role not in framework.roles:
+                self._remove_offer(offer, rescind=True, recover=True)
+        agent_ids = set(framework.executors) | {
+            a.id for a in self.agents.values() if framework.id in a.tasks
+        }
+        for agent_id in agent_ids:
             agent = self.agents.get(agent_id)
             if agent is not None:
                 agent.send(event("UPDATE_FRAMEWORK", {"framework_info": info}))
         self.wake_allocator()
 
-    # ------------------------------------------------------------------ offers and allocation
-
-    def wake_allocator(self) -> None:
-        self._allocation_wakeup.set()
-
-    async def _allocation_loop(self) -> None:
-        interval = float(self.flags.allocation_interval)
-        while True:
-            try:
-                await asyncio.wait_for(self._allocation_wakeup.wait(), interval)
-            except TimeoutError:
-                pass
-            self._allocation_wakeup.clear()
-            try:
-                self.allocate()
-            except Exception:  # a bug here must not stop every future allocation
-                log.exception("Allocation failed")
-            # Batch the bursts of freed resources a busy cluster produces.
-            await asyncio.sleep(min(interval, 0.005))
-
-    def allocate(self) -> None:
-        now = self._now()
-        by_framework: dict[str, list[Offer]] = {}
-        for allocation in self.allocator.allocate(now):
-            framework = self.frameworks.get(allocation.framework_id)
-            agent = self.agents.get(allocation.agent_id)
-            if framework is None or agent is None or not framework.connected:
-                self.allocator.recover_resources(
-                    allocation.framework_id, allocation.agent_id, allocation.resources, None, now,
-                    role=allocation.role,
-                )
-                continue
-            offer = Offer(
-                id=f"{self.id}-O{next(self._offer_ids)}",
-                framework_id=framework.id,
-                agent_id=agent.id,
-                role=allocation.role,
-                resources=allocation.resources,
-            )
-            self.offers[offer.id] = offer
-            framework.offers[offer.id] = offer
-            agent.offers.add(offer.id)
-            if self.flags.offer_timeout:
-                offer.expiry = self._later(float(self.flags.offer_timeout), self._offer_expired, offer.id)
-            by_framework.setdefault(framework.id, []).append(offer)
-        for framework_id, offers in by_framework.items():
-            framework = self.frameworks[framework_id]
-            framework.send(event("OFFERS", {"offers": [self._offer_json(framework, o) for o in offers]}))
-            self.counters.inc("master/outstanding_offers_sent", len(offers))
-
-    def _offer_json(self, framework: Framework, offer: Offer) -> dict[str, Any]:
-        agent = self.agents[offer.agent_id]
-        multi_role = "MULTI_ROLE" in framework.capabilities
-        if multi_role:
-            resources = offer.resources.allocate(offer.role).to_json()
-        elif "RESERVATION_REFINEMENT" in framework.capabilities:
-            resources = offer.resources.to_json()
-        else:
-            resources = offer.resources.to_json_pre_refinement()
-        body: dict[str, Any] = {
-            "id": {"value": offer.id},
-            "framework_id": {"value": framework.id},
-            "agent_id": {"value": agent.id},
-            "hostname": agent.info.hostname,
-            "url": {
-                "scheme": "http",
-                "address": {"hostname": agent.info.hostname, "ip": agent.pid.split("@")[-1].split(":")[0],
-                            "port": agent.info.port or 5051},
-                "path": "/slave(1)",
-            },
-            "resources": resources,
-            "attributes": agent.info.attributes,
-            "executor_ids": [{"value": e} for e in agent.executors.get(framework.id, {})],
-        }
-        if agent.info.domain is not None:
-            body["domain"] = agent.info.domain
-        if multi_role:
-            body["allocation_info"] = {"role": offer.role}
-        return body
-
-    def _offer_expired(self, offer_id: str) -> None:
-        offer = self.offers.get(offer_id)
-        if offer is not None:
-            log.info("Offer %s expired after --offer_timeout", offer_id)
-            self._remove_offer(offer, rescind=True, recover=True)
-            self.wake_allocator()
-
-    def _remove_offer(self, offer: Offer, *, rescind: bool, recover: bool) -> None:
-        self.offers.pop(offer.id, None)
-        framework = self.frameworks.get(offer.framework_id)
-        if framework is not None:
-            framework.offers.pop(offer.id, None)
-            if rescind:
-                framework.send(event("RESCIND", {"offer_id": {"value": offer.id}}))
-        agent = self.agents.get(offer.agent_id)
-        if agent is not None:
-            agent.offers.discard(offer.id)
-        if offer.expiry is not None:
-            offer.expiry.cancel()
-        if recover:
-            self.allocator.recover_resources(offer.framework_id, offer.agent_id, offer.resources,
-                                             None, self._now(), role=offer.role)
-
-    # ------------------------------------------------------------------ agents
-
-    def register_agent(self, stream: EventStream, body: Any) -> Agent:
-        """SUBSCRIBE on the agent channel: admit a new agent or take one back."""
-        info: v1.AgentInfo = body.agent_info
-        total = acceptmod.resources_of(body.resources or info.resources, "'subscribe.resources'")
-        now = self._now()
-        agent_id = info.id.value if info.id is not None else None
-        existing = self.agents.get(agent_id) if agent_id else None
-        reregistered = agent_id is not None and (existing is not None or agent_id in self.unreachable_agents)
-        if not agent_id:
-            agent_id = f"{self.id}-S{next(self._agent_ids)}"
-        info.id = v1.AgentID(value=agent_id)
-        if existing is not None:
-            if existing.stream is not None and existing.stream is not stream:
-                existing.stream.close()
-            self._drop_agent_from_allocator(existing)
-        pid = f"slave(1)@{body.address_ip or self._peer_ip(stream)}:{info.port or 5051}"
-        agent = Agent(
-            id=agent_id, info=info, pid=pid, total=total, version=body.version or __version__,
-            registered_time=existing.registered_time if existing else now,
-            reregistered_time=now if reregistered else None,
-        )
-        agent.stream = stream
-        agent.stream_id = stream.stream_id
-        if stream.stream_id is not None:
-            self._agent_streams[stream.stream_id] = agent_id
-        self.agents[agent_id] = agent
-        was_unreachable = self.unreachable_agents.pop(agent_id, None)
-        self._recover_agent_tasks(agent, body, existing, was_unreachable is not None)
-        used: dict[str, Resources] = {}
-        for framework_id, tasks in agent.tasks.items():
-            for task in tasks.values():
-                if not task.terminal:
-                    used[framework_id] = used.get(framework_id, Resources.empty()) + task.resources
-        for framework_id, executors in agent.executors.items():
-            for executor in executors.values():
-                res = acceptmod.resources_of(executor.resources, "executor resources")
-                if res:
-                    used[framework_id] = used.get(framework_id, Resources.empty()) + res
-        self.allocator.add_agent(agent_id, total, used)
-        stream.send(
-            event(
-                "SUBSCRIBED",
-                {"agent_id": {"value": agent_id},
-                 "ping_interval_seconds": float(self.flags.agent_ping_timeout)},
-            )
-        )
-        self.counters.inc("master/slave_reregistrations" if reregistered else "master/slave_registrations")
-        log.info("%s agent %s at %s (%s) with %s", "Re-registered" if reregistered else "Registered",
-                 agent_id, pid, info.hostname, total)
-        self.wake_allocator()
-        return agent
-
-    @staticmethod
-    def _peer_ip(stream: EventStream) -> str:
-        peer = stream.request.transport.get_extra_info("peername") if stream.request.transport else None
-        return str(peer[0]) if peer else "127.0.0.1"
-
-    def _recover_agent_tasks(
-        self, agent: Agent, body: Any, existing: Agent | None, was_unreachable: bool
-    ) -> None:
-        """Rebuild the agent's tasks from what it reports (it is the source of truth)."""
-        reported: dict[tuple[str, str], Any] = {}
-        for item in body.tasks or []:
-            reported[(item.framework_id.value, item.task_id.value)] = item
-        for executor in body.executors or []:
-            if executor.framework_id is None:
-                continue
-            fw_id = executor.framework_id.value
-            agent.executors.setdefault(fw_id, {})[executor.executor_id.value] = executor
-            framework = self.frameworks.get(fw_id)
-            if framework is not None:
-                framework.executors.setdefault(agent.id, {})[executor.executor_id.value] = executor
-        for (fw_id, task_id), item in reported.items():
-            framework = self.frameworks.get(fw_id)
-            if framework is None:
-                if fw_id in self.removed_framework_ids:
-                    agent.send(event("SHUTDOWN_FRAMEWORK", {"framework_id": {"value": fw_id}}))
-                continue
-            if was_unreachable and not framework.partition_aware:
-                # Mesos kills the tasks of non-partition-aware frameworks on an agent
-                # that comes back after being marked unreachable.
-                agent.send(event("SHUTDOWN_FRAMEWORK", {"framework_id": {"value": fw_id}}))
-                continue
-            task = framework.tasks.get(task_id) or framework.unreachable_tasks.pop(task_id, None)
-            if task is None:
-                info = v1.TaskInfo(
-                    name=item.name, task_id=item.task_id, agent_id=v1.AgentID(value=agent.id),
-                    resources=item.resources,
-                )
-                task = Task(
-                    info=info, framework_id=fw_id, agent_id=agent.id,
-                    executor_id=item.executor_id.value if item.executor_id else "",
-                    role=framework.roles[0], resources=acceptmod.resources_of(item.resources, "task"),
-                )
-            task.state = item.state
-            framework.tasks[task_id] = task
-            agent.tasks.setdefault(fw_id, {})[task_id] = task
-            if was_unreachable and task.state == "TASK_RUNNING":
-                status = v1.TaskStatus(
-                    task_id=task.info.task_id, state="TASK_RUNNING", source="SOURCE_MASTER",
-                    reason="REASON_AGENT_REREGISTERED", message="Agent re-registered",
-                    agent_id=v1.AgentID(value=agent.id), timestamp=self._now(),
-                )
-                task.statuses.append(status)
-                framework.send(event("UPDATE", {"status": status}))
-        # Tasks the master launched that the agent never heard of were lost in flight.
-        if existing is not None:
-            for task in existing.all_tasks():
-                if (task.framework_id, task.id) in reported or task.terminal:
-                    continue
-                framework = self.frameworks.get(task.framework_id)
-                if framework is None:
-                    continue
-                state: TaskState = "TASK_DROPPED" if framework.partition_aware else "TASK_LOST"
-                status = self._master_status(task, state, "REASON_AGENT_RESTARTED",
-                                             "Task was not found on the re-registered agent",
-                                             self._now())
-                self._apply_status(task, status)
-                framework.send(event("UPDATE", {"status": status}))
-                self._complete_task(framework, task)
-
-    def _drop_agent_from_allocator(self, agent: Agent) -> None:
-        for offer_id in list(agent.offers):
-            offer = self.offers.get(offer_id)
-            if offer is not None:
-                self._remove_offer(offer, rescind=True, recover=False)
-        self.allocator.remove_agent(agent.id)
-
-    def agent_stream_closed(self, agent_id: str, stream: EventStream) -> None:
-        self._agent_streams.pop(stream.stream_id or "", None)
-        agent = self.agents.get(agent_id)
-        if agent is None or agent.stream is not stream:
-            return
-        agent.stream = None
-        log.info("Agent %s disconnected; waiting for it to re-register", agent_id)
-        for offer_id in list(agent.offers):
-            offer = self.offers.get(offer_id)
-            if offer is not None:
-                self._remove_offer(offer, rescind=True, recover=True)
-        self.allocator.deactivate_agent(agent_id)
-        agent.active = False
-
-    def agent_of_stream(self, stream_id: str | None) -> str | None:
-        return self._agent_streams.get(stream_id) if stream_id is not None else None
-
-    def agent_for_call(self, agent_id: str | None, stream_id: str | None) -> Agent:
-        if agent_id is None:
-            raise ValidationError("Expecting 'agent_id' to be present")
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            raise NotFoundError(f"Agent {agent_id} is not registered")
-        if stream_id is None or stream_id != agent.stream_id or not agent.connected:
-            raise ForbiddenError(f"Agent {agent_id} is not subscribed on this stream")
-        return agent
-
-    def pong(self, agent: Agent) -> None:
-        agent.pong_since_ping = True
-        agent.pings_unanswered = 0
-
-    async def _ping_loop(self) -> None:
-        interval = float(self.flags.agent_ping_timeout)
-        limit = int(self.flags.max_agent_ping_timeouts)
-        while True:
-            await asyncio.sleep(interval)
-            for agent in list(self.agents.values()):
-                if not agent.pong_since_ping:
-                    agent.pings_unanswered += 1
-                    if agent.pings_unanswered >= limit:
-                        self.mark_unreachable(agent, f"{limit} consecutive pings went unanswered")
-                        continue
-                agent.pong_since_ping = False
-                agent.send(event("PING"))
-
-    def mark_unreachable(self, agent: Agent, why: str) -> None:
-        log.warning("Marking agent %s (%s) unreachable: %s", agent.id, agent.info.hostname, why)
-        now = self._now()
-        self._drop_agent_from_allocator(agent)
-        for task in agent.all_tasks():
-            framework = self.frameworks.get(task.framework_id)
-            if framework is None or task.terminal:
-                continue
-            state: TaskState = "TASK_UNREACHABLE" if framework.partition_aware else "TASK_LOST"
-            status = self._master_status(task, state, "REASON_AGENT_REMOVED",
-                                         f"Agent {agent.id} is unreachable: {why}", now)
-            status.unreachable_time = v1.TimeInfo(nanoseconds=int(now * 1e9))
-            self._apply_status(task, status)
-            framework.send(event("UPDATE", {"status": status}))
-            framework.tasks.pop(task.id, None)
-            if framework.partition_aware:
-                framework.unreachable_tasks[task.id] = task
-            else:
-                framework.completed_tasks.append(task)
-        for framework in self.frameworks.values():
-            framework.executors.pop(agent.id, None)
-            framework.send(event("FAILURE", {"agent_id": {"value": agent.id}}))
-        if agent.stream is not None:
-            agent.stream.close()
-        del self.agents[agent.id]
-        self.unreachable_agents[agent.id] = UnreachableAgent(id=agent.id, info=agent.info, time=now)
-        self.counters.inc("master/slave_unreachable_completed")
-        self.counters.inc("master/slave_removals")
-        self.wake_allocator()
-
-    # ------------------------------------------------------------------ status updates
-
-    def status_update(self, agent: Agent, framework_id: str, status: v1.TaskStatus) -> None:
-        framework = self.frameworks.get(framework_id)
-        task_id = status.task_id.value
-        if framework is None:
-            self.counters.inc("master/invalid_status_updates")
-            if framework_id in self.removed_framework_ids:
-                agent.send(event("SHUTDOWN_FRAMEWORK", {"framework_id": {"value": framework_id}}))
-            return
-        task = framework.tasks.get(task_id)
-        if task is None:
-            self.counters.inc("master/invalid_status_updates")
-            # Forward anyway so the scheduler can acknowledge it and the agent stops retrying.
-            framework.send(event("UPDATE", {"status": status}))
-            return
-        status.agent_id = v1.AgentID(value=agent.id)
-        self._apply_status(task, status)
-        if status.uuid is not None:
-            task.unacked_uuid = status.uuid
-        if task.terminal:
-            self._recover_task(task)
-        framework.send(event("UPDATE", {"status": status}))
-        self.counters.inc("master/valid_status_updates")
-        self.counters.inc(f"master/messages_status_update_{status.state.lower()}")
+    # ------------------------------------------------------------------ tasks
 
     def _apply_status(self, task: Task, status: v1.TaskStatus) -> None:
         if status.state != task.state and not task.terminal:
@@ -990,39 +685,6 @@ class Master:
                 by_id.pop(task.id, None)
                 if not by_id:
                     agent.tasks.pop(framework.id, None)
-
-    def executor_message(self, agent: Agent, body: Any) -> None:
-        framework = self.frameworks.get(body.framework_id.value)
-        if framework is None:
-            return
-        framework.send(
-            event("MESSAGE", {"agent_id": {"value": agent.id}, "executor_id": body.executor_id,
-                              "data": body.data})
-        )
-        self.counters.inc("master/messages_executor_to_framework")
-
-    def exited_executor(self, agent: Agent, body: Any) -> None:
-        fw_id = body.framework_id.value
-        exec_id = body.executor_id.value
-        executor = agent.executors.get(fw_id, {}).pop(exec_id, None)
-        framework = self.frameworks.get(fw_id)
-        if framework is not None:
-            framework.executors.get(agent.id, {}).pop(exec_id, None)
-        if executor is not None:
-            res = acceptmod.resources_of(executor.resources, "executor resources")
-            if res:
-                self.allocator.recover_resources(fw_id, agent.id, res, None, self._now())
-                self.wake_allocator()
-            if framework is not None:
-                framework.send(
-                    event(
-                        "FAILURE",
-                        {"agent_id": {"value": agent.id}, "executor_id": body.executor_id,
-                         "status": int(body.status if body.status is not None else -1)},
-                    )
-                )
-        log.info("Executor %s of framework %s on agent %s exited with status %s",
-                 exec_id, fw_id, agent.id, body.status)
 
     # ------------------------------------------------------------------ views
 

@@ -14,6 +14,7 @@ from mesos.master.service import Master
 from mesos.master.state import TASK_STATES, Agent, Framework, Task
 from mesos.resources import Resources
 from mesos.v1 import codec
+from mesos.v1.enums import TERMINAL_STATES
 
 BUILD = {"build_date": "2026-11-24 00:00:00", "build_time": 1795478400.0, "build_user": "mesos-py"}
 
@@ -280,7 +281,10 @@ def metrics(master: Master) -> dict[str, float]:
         out[f"master/tasks_{state_name[5:].lower()}"] = 0.0
     for key, value in master.counters.snapshot().items():
         if key.startswith("master/tasks_") and key.endswith("_total"):
-            out[key[: -len("_total")]] = value
+            # Terminal states are counters in Mesos; the others stay gauges of live tasks.
+            name = key[: -len("_total")]
+            if f"TASK_{name[len('master/tasks_'):].upper()}" in TERMINAL_STATES:
+                out[name] = value
         else:
             out[key] = value
     for name in ("cpus", "mem", "disk", "gpus"):

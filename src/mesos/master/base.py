@@ -1,0 +1,65 @@
+"""What the parts of the master share: its state, and the methods one part calls in
+another. :class:`mesos.master.service.Master` combines the parts
+(:class:`~mesos.master.agents.AgentsMixin`, :class:`~mesos.master.offers.OffersMixin`
+and its own framework and scheduler-call handling) over this base.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from mesos.allocator.drf import DRFAllocator
+from mesos.flags import Flags
+from mesos.master.state import Agent, Counters, Framework, Offer, Task, UnreachableAgent
+from mesos.v1 import mesos as v1
+from mesos.v1.enums import TaskState, TaskStatusReason
+
+
+class MasterBase:
+    flags: Flags
+    id: str
+    frameworks: dict[str, Framework]
+    removed_framework_ids: set[str]
+    agents: dict[str, Agent]
+    unreachable_agents: dict[str, UnreachableAgent]
+    offers: dict[str, Offer]
+    allocator: DRFAllocator
+    counters: Counters
+    loop: asyncio.AbstractEventLoop | None
+    _agent_ids: itertools.count[int]
+    _offer_ids: itertools.count[int]
+    _agent_streams: dict[str, str]
+    # agent id -> (framework id, task id) kills to resend when the agent comes back
+    _pending_kills: dict[str, set[tuple[str, str]]]
+    _allocation_wakeup: asyncio.Event
+
+    def _now(self) -> float:
+        raise NotImplementedError
+
+    def _later(self, delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        raise NotImplementedError
+
+    def _new_framework(self, framework_id: str, info: v1.FrameworkInfo, now: float) -> Framework:
+        raise NotImplementedError
+
+    def _master_status(
+        self, task: Task, state: TaskState, reason: TaskStatusReason, message: str, now: float
+    ) -> v1.TaskStatus:
+        raise NotImplementedError
+
+    def _apply_status(self, task: Task, status: v1.TaskStatus) -> None:
+        raise NotImplementedError
+
+    def _recover_task(self, task: Task) -> None:
+        raise NotImplementedError
+
+    def _complete_task(self, framework: Framework, task: Task) -> None:
+        raise NotImplementedError
+
+    def wake_allocator(self) -> None:
+        raise NotImplementedError
+
+    def _remove_offer(self, offer: Offer, *, rescind: bool, recover: bool) -> None:
+        raise NotImplementedError

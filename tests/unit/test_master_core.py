@@ -1,0 +1,233 @@
+"""The master's bookkeeping, driven in-process with fake streams (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import uuid
+from typing import Any
+
+import pytest
+
+from mesos.errors import ValidationError
+from mesos.flags import parse_flags
+from mesos.master import views
+from mesos.master.flags import FLAGS
+from mesos.master.service import Master
+from mesos.resources import Resources
+from mesos.v1 import codec, internal
+from mesos.v1 import mesos as v1
+from mesos.v1 import scheduler as sched
+
+
+class FakeStream:
+    """Stands in for an EventStream: records events, can be closed."""
+
+    def __init__(self) -> None:
+        self.stream_id = str(uuid.uuid4())
+        self.events: list[dict[str, Any]] = []
+        self._closed = False
+        self.request = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def send(self, data: bytes) -> None:
+        if not self._closed:
+            self.events.append(json.loads(data))
+
+    def close(self) -> None:
+        self._closed = True
+
+    def of(self, type_: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == type_]
+
+
+def master(*argv: str) -> Master:
+    m = Master(parse_flags("mesos-master", FLAGS, list(argv), {}))
+    m.loop = asyncio.get_running_loop()
+    return m
+
+
+def register(m: Master, stream: FakeStream, agent_id: str | None = None, *,
+             tasks: list[dict[str, Any]] | None = None, executors: list[dict[str, Any]] | None = None,
+             frameworks: list[dict[str, Any]] | None = None, res: str = "cpus:4;mem:1024") -> Any:
+    info: dict[str, Any] = {"hostname": "h", "port": 5051}
+    if agent_id:
+        info["id"] = {"value": agent_id}
+    body = {"agent_info": info, "resources": Resources.parse(res).to_json(), "tasks": tasks or [],
+            "executors": executors or [], "frameworks": frameworks or [], "address_ip": "127.0.0.1"}
+    return m.register_agent(stream, codec.decode(json.dumps(body).encode(), internal.AgentSubscribe))  # type: ignore[arg-type]
+
+
+def call(body: dict[str, Any]) -> sched.Call:
+    return codec.decode(json.dumps(body).encode(), sched.Call)
+
+
+def subscribe(m: Master, stream: FakeStream, info: dict[str, Any] | None = None) -> Any:
+    fw = dict(info or {"user": "u", "name": "n"})
+    body: dict[str, Any] = {"type": "SUBSCRIBE", "subscribe": {"framework_info": fw}}
+    if "id" in fw:
+        body["framework_id"] = fw["id"]
+    return m.subscribe(stream, call(body))  # type: ignore[arg-type]
+
+
+def task(task_id: str, agent_id: str, cpus: float = 1, mem: float = 128) -> dict[str, Any]:
+    return {"name": task_id, "task_id": {"value": task_id}, "agent_id": {"value": agent_id},
+            "command": {"value": "true"},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": mem}}]}
+
+
+def reported(task_id: str, framework_id: str, agent_id: str, state: str, cpus: float = 1) -> dict[str, Any]:
+    return {"name": task_id, "task_id": {"value": task_id}, "framework_id": {"value": framework_id},
+            "agent_id": {"value": agent_id}, "state": state, "resources": task(task_id, agent_id, cpus)["resources"]}
+
+
+def launch(m: Master, fw: Any, stream: FakeStream, *tasks: dict[str, Any]) -> None:
+    m.allocate()
+    offer = stream.of("OFFERS")[-1]["offers"]["offers"][0]
+    body = call({"type": "ACCEPT", "framework_id": {"value": fw.id}, "accept": {
+        "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {"task_infos": list(tasks)}}]}})
+    assert body.accept is not None
+    m.accept(fw, body.accept)
+
+
+def update(m: Master, agent: Any, fw: Any, task_id: str, state: str, uid: bytes | None = None) -> bytes:
+    uid = uid or os.urandom(16)
+    m.status_update(agent, fw.id, v1.TaskStatus(task_id=v1.TaskID(value=task_id), state=state, uuid=uid))  # type: ignore[arg-type]
+    return uid
+
+
+async def test_retried_final_update_after_reregistration_recovers_nothing_twice() -> None:
+    m = master()
+    agent_stream, fw_stream = FakeStream(), FakeStream()
+    agent = register(m, agent_stream)
+    fw = subscribe(m, fw_stream)
+    launch(m, fw, fw_stream, task("t1", agent.id), task("t2", agent.id))
+    uid = update(m, agent, fw, "t1", "TASK_FINISHED")
+    # The agent's link drops; the scheduler's acknowledgement cannot reach it.
+    agent_stream.close()
+    m.agent_stream_closed(agent.id, agent_stream)  # type: ignore[arg-type]
+    ack = call({"type": "ACKNOWLEDGE", "framework_id": {"value": fw.id}, "acknowledge": {
+        "agent_id": {"value": agent.id}, "task_id": {"value": "t1"}, "uuid": base64.b64encode(uid).decode()}})
+    assert ack.acknowledge is not None
+    m.acknowledge(fw, ack.acknowledge)
+    # It comes back still reporting t1 finished (unacknowledged) and t2 running, then resends t1.
+    again = register(m, FakeStream(), agent.id, tasks=[
+        reported("t1", fw.id, agent.id, "TASK_FINISHED"), reported("t2", fw.id, agent.id, "TASK_RUNNING")])
+    assert not any(t.id == "t1" for t in fw.tasks.values())
+    update(m, again, fw, "t1", "TASK_FINISHED", uid)
+    assert m.allocator.used(agent.id, fw.id).scalar("cpus") == 1.0  # t2 still counted
+    m.allocator.validate()
+
+
+async def test_a_restarted_master_recovers_frameworks_from_agents() -> None:
+    m = master()
+    agent = register(m, FakeStream(), "AG1", tasks=[reported("x", "FW-OLD", "AG1", "TASK_RUNNING", cpus=3)],
+                     frameworks=[{"user": "u", "name": "old", "id": {"value": "FW-OLD"}}])
+    assert m.allocator.available(agent.id).scalar("cpus") == 1.0
+    recovered = m.frameworks["FW-OLD"]
+    assert recovered.recovered and not recovered.active and recovered.info.name == "old"
+    stream = FakeStream()
+    fw = subscribe(m, stream, {"user": "u", "name": "old", "id": {"value": "FW-OLD"}})
+    assert fw is recovered and not fw.recovered
+    assert stream.of("SUBSCRIBED")[0]["subscribed"]["framework_id"] == {"value": "FW-OLD"}
+    assert list(fw.tasks) == ["x"] and fw.tasks["x"].state == "TASK_RUNNING"
+
+
+async def test_refused_agent_subscription_changes_nothing() -> None:
+    m = master()
+    first = FakeStream()
+    agent = register(m, first)
+    bad = {"executor_id": {"value": "e"}, "framework_id": {"value": "F"},
+           "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": -1}}]}
+    with pytest.raises(ValidationError, match="executors"):
+        register(m, FakeStream(), agent.id, executors=[bad])
+    assert m.agents[agent.id] is agent and not first.closed
+    assert agent.id in m.allocator.agent_ids()
+
+
+async def test_metrics_keep_live_gauges_and_terminal_counters_apart() -> None:
+    m = master()
+    stream = FakeStream()
+    agent = register(m, FakeStream())
+    fw = subscribe(m, stream)
+    launch(m, fw, stream, task("t", agent.id))
+    update(m, agent, fw, "t", "TASK_RUNNING")
+    assert views.metrics(m)["master/tasks_running"] == 1.0
+    update(m, agent, fw, "t", "TASK_FINISHED")
+    snapshot = views.metrics(m)
+    assert snapshot["master/tasks_running"] == 0.0
+    assert snapshot["master/tasks_finished"] == 1.0
+
+
+async def test_executors_the_agent_no_longer_reports_are_forgotten() -> None:
+    m = master()
+    stream = FakeStream()
+    agent = register(m, FakeStream())
+    fw = subscribe(m, stream)
+    t = task("t", agent.id)
+    del t["command"]
+    t["executor"] = {"executor_id": {"value": "ex"}, "command": {"value": "x"}}
+    launch(m, fw, stream, t)
+    assert "ex" in fw.executors[agent.id]
+    register(m, FakeStream(), agent.id)
+    assert agent.id not in fw.executors
+
+
+async def test_kill_for_a_disconnected_agent_is_sent_when_it_returns() -> None:
+    m = master()
+    stream, agent_stream = FakeStream(), FakeStream()
+    agent = register(m, agent_stream)
+    fw = subscribe(m, stream)
+    launch(m, fw, stream, task("t", agent.id))
+    agent_stream.close()
+    m.agent_stream_closed(agent.id, agent_stream)  # type: ignore[arg-type]
+    kill = call({"type": "KILL", "framework_id": {"value": fw.id}, "kill": {"task_id": {"value": "t"}}})
+    assert kill.kill is not None
+    m.kill(fw, kill.kill)
+    back = FakeStream()
+    register(m, back, agent.id, tasks=[reported("t", fw.id, agent.id, "TASK_RUNNING")])
+    assert [e["kill_task"]["task_id"] for e in back.of("KILL_TASK")] == [{"value": "t"}]
+
+
+async def test_kill_of_an_unknown_task_answers_like_reconciliation() -> None:
+    m = master()
+    stream = FakeStream()
+    fw = subscribe(m, stream, {"user": "u", "name": "n", "capabilities": [{"type": "PARTITION_AWARE"}]})
+    kill = call({"type": "KILL", "framework_id": {"value": fw.id}, "kill": {"task_id": {"value": "ghost"}}})
+    assert kill.kill is not None
+    m.kill(fw, kill.kill)
+    status = stream.of("UPDATE")[0]["update"]["status"]
+    assert status["state"] == "TASK_UNKNOWN" and status["reason"] == "REASON_RECONCILIATION"
+
+
+async def test_update_framework_rescinds_offers_of_roles_left() -> None:
+    m = master()
+    stream = FakeStream()
+    register(m, FakeStream())
+    info = {"user": "u", "name": "n", "roles": ["a"], "capabilities": [{"type": "MULTI_ROLE"}]}
+    fw = subscribe(m, stream, info)
+    m.allocate()
+    offer_id = stream.of("OFFERS")[0]["offers"]["offers"][0]["id"]
+    body = call({"type": "UPDATE_FRAMEWORK", "framework_id": {"value": fw.id}, "update_framework": {
+        "framework_info": {**info, "id": {"value": fw.id}, "roles": ["b"]}}})
+    assert body.update_framework is not None
+    m.update_framework(fw, body.update_framework)
+    assert [e["rescind"]["offer_id"] for e in stream.of("RESCIND")] == [offer_id]
+    assert fw.offers == {}
+
+
+async def test_terminal_update_without_uuid_completes_the_task() -> None:
+    m = master()
+    stream = FakeStream()
+    agent = register(m, FakeStream())
+    fw = subscribe(m, stream)
+    launch(m, fw, stream, task("t", agent.id))
+    m.status_update(agent, fw.id, v1.TaskStatus(task_id=v1.TaskID(value="t"), state="TASK_FAILED"))
+    assert "t" not in fw.tasks and [t.id for t in fw.completed_tasks] == ["t"]
+    assert m.allocator.used(agent.id, fw.id).scalar("cpus") == 0.0
