@@ -168,7 +168,8 @@ class Cluster:
         except OSError:
             pass
         lines.append(f"  logs and sandboxes under {f.work_dir}")
-        lines.append(f"  try: mesos-execute --master={f.ip}:{f.port} --name=hello --command='echo hello'")
+        execute = os.path.join(os.path.dirname(sys.executable), "mesos-execute")
+        lines.append(f"  try: {execute} --master={f.ip}:{f.port} --name=hello --command='echo hello'")
         return "\n".join(lines)
 
 
