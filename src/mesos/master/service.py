@@ -11,6 +11,7 @@ import asyncio
 import collections
 import itertools
 import logging
+import os
 import socket
 import time
 import uuid as uuidlib
@@ -56,6 +57,16 @@ def _ip_as_int(ip: str) -> int:
 
 class Master(AgentsMixin, OffersMixin):
     def __init__(self, flags: Flags) -> None:
+        for name in ("role_sorter", "framework_sorter"):
+            if getattr(flags, name) != "drf":
+                raise ValidationError(
+                    f"Invalid --{name} '{getattr(flags, name)}': only 'drf' is available"
+                )
+        if flags.work_dir:
+            try:
+                os.makedirs(flags.work_dir, exist_ok=True)
+            except OSError as exc:
+                raise ValidationError(f"Cannot use --work_dir '{flags.work_dir}': {exc}") from None
         self.flags = flags
         self.id = str(uuidlib.uuid4())
         self.start_time = time.time()
