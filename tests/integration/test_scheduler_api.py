@@ -339,3 +339,19 @@ async def test_operator_endpoints_answer(cluster: Cluster) -> None:
     assert state["id"] == master_state["id"] and set(state) == set(master_state)
     assert master_state["leader"] == master_state["pid"]
     assert len(master_state["slaves"]) == 1
+
+
+async def test_a_call_for_another_framework_is_refused(cluster: Cluster) -> None:
+    mine, theirs = RawScheduler(cluster.master_url), RawScheduler(cluster.master_url)
+    try:
+        await mine.subscribe(FW)
+        await theirs.subscribe({**FW, "name": "other"})
+        # My stream id with their framework id: refused, and their framework is untouched.
+        code, text = await mine.call({"type": "TEARDOWN", "framework_id": theirs.fw()})
+        assert code == 400 and "stream ID" in text
+        active = {f["id"] for f in cluster.state()["frameworks"]}
+        assert theirs.framework_id in active
+    finally:
+        for s in (mine, theirs):
+            await s.call({"type": "TEARDOWN", "framework_id": s.fw()})
+            await s.close()

@@ -56,10 +56,55 @@ def plan_accept(
     operations: list[v1.Operation],
 ) -> AcceptPlan:
     """Check ``operations`` against ``offer_ids``; raise ValidationError if malformed."""
+    plan = _plan_offers(framework, offers, offer_ids)
+    available = Resources.empty()
+    for offer in plan.offers:
+        available = available + offer.resources
+    if plan.invalid_offers:
+        # Nothing is launched from a partly invalid ACCEPT; tasks are reported lost.
+        plan.remaining = available
+        _check_operation_types(operations)
+        return plan
+    budget = _Budget(available=available)
+    for i, op in enumerate(operations):
+        where = f"accept.operations[{i}]"
+        if op.type == "LAUNCH":
+            _plan_launch(framework, plan, budget, op, where)
+        elif op.type == "LAUNCH_GROUP":
+            _plan_group(framework, plan, budget, op, where)
+        else:
+            raise ValidationError(
+                f"Operation '{where}.type' {op.type} is not supported by this master yet"
+            )
+    plan.remaining = budget.available
+    return plan
+
+
+@dataclass
+class _Budget:
+    """What is left of the offers, and what the operations so far already claimed."""
+
+    available: Resources
+    seen_tasks: set[str] = field(default_factory=set)
+    new_executors: dict[str, v1.ExecutorInfo] = field(default_factory=dict)
+
+    def consume(self, launch: Launch, where: str) -> None:
+        needed = launch.resources + launch.executor_resources
+        if not self.available.contains(needed):
+            raise ValidationError(
+                f"Invalid '{where}.resources': task uses resources '{needed}' "
+                f"that are not in the remaining offered resources '{self.available}'"
+            )
+        self.available = self.available - needed
+
+
+def _plan_offers(framework: Framework, offers: Mapping[str, Offer], offer_ids: list[str]) -> AcceptPlan:
     if not offer_ids:
         raise ValidationError("Failed to validate scheduler::Call: Expecting at least one offer ID")
     if len(set(offer_ids)) != len(offer_ids):
-        raise ValidationError("Failed to validate scheduler::Call: Duplicate offer IDs in 'accept.offer_ids'")
+        raise ValidationError(
+            "Failed to validate scheduler::Call: Duplicate offer IDs in 'accept.offer_ids'"
+        )
     valid: list[Offer] = []
     invalid: list[str] = []
     for offer_id in offer_ids:
@@ -78,64 +123,48 @@ def plan_accept(
         raise ValidationError(
             "Failed to validate scheduler::Call: Aggregated offers must be allocated to one role"
         )
-    plan = AcceptPlan(
+    return AcceptPlan(
         agent_id=next(iter(agents)) if agents else None,
         role=next(iter(roles)) if roles else (framework.roles[0] if framework.roles else "*"),
         offers=valid,
         invalid_offers=invalid,
     )
-    available = Resources.empty()
-    for offer in valid:
-        available = available + offer.resources
-    if invalid:
-        # Nothing is launched from a partly invalid ACCEPT; tasks are reported lost.
-        plan.remaining = available
-        _check_operation_types(operations)
-        return plan
-    seen_tasks: set[str] = set()
-    new_executors: dict[str, v1.ExecutorInfo] = {}
-    for i, op in enumerate(operations):
-        where = f"accept.operations[{i}]"
-        if op.type == "LAUNCH":
-            if op.launch is None:
-                raise ValidationError(f"Expecting '{where}.launch' to be present")
-            for j, task in enumerate(op.launch.task_infos):
-                launch = _plan_task(
-                    framework, plan, task, None, f"{where}.launch.task_infos[{j}]",
-                    seen_tasks, new_executors,
-                )
-                available = _consume(available, launch, f"{where}.launch.task_infos[{j}]")
-                plan.launches.append(launch)
-        elif op.type == "LAUNCH_GROUP":
-            if op.launch_group is None:
-                raise ValidationError(f"Expecting '{where}.launch_group' to be present")
-            executor = op.launch_group.executor
-            if executor.type not in (None, "DEFAULT"):
-                raise ValidationError(f"'{where}.launch_group.executor.type' must be DEFAULT")
-            tasks = op.launch_group.task_group.tasks
-            if not tasks:
-                raise ValidationError(f"'{where}.launch_group.task_group.tasks' must not be empty")
-            members: list[Launch] = []
-            for j, task in enumerate(tasks):
-                twhere = f"{where}.launch_group.task_group.tasks[{j}]"
-                if task.executor is not None:
-                    raise ValidationError(f"'{twhere}.executor' must not be set in a task group")
-                if task.command is None:
-                    raise ValidationError(f"'{twhere}.command' is required in a task group")
-                launch = _plan_task(
-                    framework, plan, task, executor, twhere, seen_tasks, new_executors
-                )
-                available = _consume(available, launch, twhere)
-                members.append(launch)
-            plan.groups.append((executor, members))
-        elif op.type in SUPPORTED_OPERATIONS:
-            raise AssertionError(op.type)
-        else:
-            raise ValidationError(
-                f"Operation '{where}.type' {op.type} is not supported by this master yet"
-            )
-    plan.remaining = available
-    return plan
+
+
+def _plan_launch(
+    framework: Framework, plan: AcceptPlan, budget: _Budget, op: v1.Operation, where: str
+) -> None:
+    if op.launch is None:
+        raise ValidationError(f"Expecting '{where}.launch' to be present")
+    for j, task in enumerate(op.launch.task_infos):
+        twhere = f"{where}.launch.task_infos[{j}]"
+        launch = _plan_task(framework, plan, task, None, twhere, budget)
+        budget.consume(launch, twhere)
+        plan.launches.append(launch)
+
+
+def _plan_group(
+    framework: Framework, plan: AcceptPlan, budget: _Budget, op: v1.Operation, where: str
+) -> None:
+    if op.launch_group is None:
+        raise ValidationError(f"Expecting '{where}.launch_group' to be present")
+    executor = op.launch_group.executor
+    if executor.type not in (None, "DEFAULT"):
+        raise ValidationError(f"'{where}.launch_group.executor.type' must be DEFAULT")
+    tasks = op.launch_group.task_group.tasks
+    if not tasks:
+        raise ValidationError(f"'{where}.launch_group.task_group.tasks' must not be empty")
+    members: list[Launch] = []
+    for j, task in enumerate(tasks):
+        twhere = f"{where}.launch_group.task_group.tasks[{j}]"
+        if task.executor is not None:
+            raise ValidationError(f"'{twhere}.executor' must not be set in a task group")
+        if task.command is None:
+            raise ValidationError(f"'{twhere}.command' is required in a task group")
+        launch = _plan_task(framework, plan, task, executor, twhere, budget)
+        budget.consume(launch, twhere)
+        members.append(launch)
+    plan.groups.append((executor, members))
 
 
 def _check_operation_types(operations: list[v1.Operation]) -> None:
@@ -146,31 +175,20 @@ def _check_operation_types(operations: list[v1.Operation]) -> None:
             )
 
 
-def _consume(available: Resources, launch: Launch, where: str) -> Resources:
-    needed = launch.resources + launch.executor_resources
-    if not available.contains(needed):
-        raise ValidationError(
-            f"Invalid '{where}.resources': task uses resources '{needed}' "
-            f"that are not in the remaining offered resources '{available}'"
-        )
-    return available - needed
-
-
 def _plan_task(
     framework: Framework,
     plan: AcceptPlan,
     task: v1.TaskInfo,
     group_executor: v1.ExecutorInfo | None,
     where: str,
-    seen_tasks: set[str],
-    new_executors: dict[str, v1.ExecutorInfo],
+    budget: _Budget,
 ) -> Launch:
     task_id = task.task_id.value
     if not task_id:
         raise ValidationError(f"'{where}.task_id.value' must not be empty")
-    if task_id in seen_tasks or task_id in framework.tasks or task_id in framework.unreachable_tasks:
+    if task_id in budget.seen_tasks or task_id in framework.tasks or task_id in framework.unreachable_tasks:
         raise ValidationError(f"Invalid '{where}.task_id': task '{task_id}' already exists")
-    seen_tasks.add(task_id)
+    budget.seen_tasks.add(task_id)
     if plan.agent_id is not None and task.agent_id.value != plan.agent_id:
         raise ValidationError(
             f"Invalid '{where}.agent_id': '{task.agent_id.value}' is not the agent of the offers "
@@ -190,10 +208,10 @@ def _plan_task(
         if executor.framework_id is not None and executor.framework_id.value != framework.id:
             raise ValidationError(f"Invalid '{where}': executor's framework_id is not this framework")
         known = framework.executors.get(plan.agent_id or "", {}).get(exec_id)
-        pending = new_executors.get(exec_id)
+        pending = budget.new_executors.get(exec_id)
         if known is None and pending is None:
             executor_resources = resources_of(executor.resources, f"'{where}' executor resources")
-            new_executors[exec_id] = executor
+            budget.new_executors[exec_id] = executor
         else:
             existing = known if known is not None else pending
             assert existing is not None
