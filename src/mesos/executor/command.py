@@ -16,6 +16,9 @@ wake-up pipe (SIGCHLD reports the task's exit; SIGTERM/SIGINT/SIGHUP mean "shut 
 Timers (kill escalation, ack wait, reconnect back-off, max completion time) are deadlines
 checked around ``poll()``.  UPDATE calls are synchronous POSTs on a second, keep-alive
 connection.  Wire protocol: ref ``mesos-http-api.md`` sections 1, 3 and 4.
+
+That machinery is ``ExecutorBase``, shared with the default executor (``default.py`` in
+this directory, which imports this file); ``CommandExecutor`` adds the one task.
 """
 
 import _signal
@@ -90,10 +93,10 @@ _DURATION_UNITS = (
 )
 
 
-def log(message: str) -> None:
+def log(message: str, name: str = "command-executor") -> None:
     """Write one diagnostic line to stderr (the sandbox ``stderr`` file)."""
     try:
-        sys.stderr.write(f"command-executor[{posix.getpid()}]: {message}\n")
+        sys.stderr.write(f"{name}[{posix.getpid()}]: {message}\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
@@ -362,6 +365,38 @@ def make_status(
     if reason is not None:
         status["reason"] = reason
     return status
+
+
+def task_id_of(message: Json) -> str:
+    """The ``task_id.value`` of a message (a TaskInfo, a KILL, ...); "" when missing."""
+    task_id = message.get("task_id") or {}
+    value = task_id.get("value") if isinstance(task_id, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def subscribe_call(
+    framework_id: str, executor_id: str, tasks: list[Json], updates: list[Json]
+) -> Json:
+    """A SUBSCRIBE call carrying unacknowledged tasks and updates (``TaskStatus`` list)."""
+    return {
+        "type": "SUBSCRIBE",
+        "framework_id": {"value": framework_id},
+        "executor_id": {"value": executor_id},
+        "subscribe": {
+            "unacknowledged_tasks": list(tasks),
+            "unacknowledged_updates": [{"status": status} for status in updates],
+        },
+    }
+
+
+def update_call(framework_id: str, executor_id: str, status: Json) -> Json:
+    """An UPDATE call carrying one ``TaskStatus``."""
+    return {
+        "type": "UPDATE",
+        "framework_id": {"value": framework_id},
+        "executor_id": {"value": executor_id},
+        "update": {"status": status},
+    }
 
 
 def describe_wait_status(status: int) -> str:
@@ -644,8 +679,24 @@ def _signal_noop(signum: int, frame: object) -> None:
     """Python-level handler; the C handler already wrote the signal to the wake-up pipe."""
 
 
-class CommandExecutor:
-    """State machine of the command executor; ``run()`` returns the process exit code."""
+class ExecutorBase:
+    """What every executor here shares, whatever it runs; ``run()`` returns the exit code.
+
+    One ``poll()`` loop over the signal wake-up pipe and the SUBSCRIBE event stream; the
+    subscription (re-subscribing with back-off when checkpointing); event decoding and
+    dispatch; UPDATE calls and the unacknowledged updates; the timers around ``poll()``.
+    Subclasses run the tasks, through these hooks:
+
+    * events: ``_on_launch``, ``_on_launch_group``, ``_on_kill``, ``_on_acknowledged``,
+      ``_shutdown`` (SHUTDOWN, a termination signal, or losing a non-checkpointing agent);
+    * ``_reap`` (SIGCHLD), ``_tasks_running``, ``_abandon_tasks`` (the agent is gone for
+      good), ``_unacknowledged_tasks`` (for SUBSCRIBE);
+    * optional: ``_catch_signals``, ``_enter_sandbox``, ``_task_deadlines`` and
+      ``_on_task_timers``, ``_check_done`` (after each loop), ``_on_update_accepted``,
+      ``_grace_exit_code`` and ``_cleanup``.
+    """
+
+    NAME = "executor"  # prefix of log lines
 
     def __init__(self, config: Config, environ: dict[bytes, bytes]) -> None:
         self.config = config
@@ -654,17 +705,13 @@ class CommandExecutor:
         self.sender = CallSender(self.agent)
         self.poller = select.poll()
         self.wakeup_r = -1
-        # The agent starts executors in a new session, so the executor leads its process
-        # group and the agent destroys a container with killpg(executor pid).  The task
-        # then stays in that group (nothing escapes the agent's clean-up) and the executor
-        # ignores group signals.  Otherwise the task gets a group of its own.
         self.me = posix.getpid()
-        self.own_group = posix.getpgid(0) == self.me
+        # Started by the agent in a new session: everything in it is the executor's.
         self.session_leader = posix.getsid(0) == self.me
         self.exit_code: int | None = None
 
         # Event stream.
-        self.stream: _socket.socket | None = None
+        self.stream: _socket.socket | None = None  # the SUBSCRIBE connection
         self.stream_fd = -1
         self.chunked: ChunkedDecoder | None = None
         self.records = RecordIODecoder()
@@ -674,19 +721,6 @@ class CommandExecutor:
         self.reconnect_deadline: float | None = None
         self.backoff = 0.0
         self.agent_gone = False
-
-        # The task.
-        self.task: Json | None = None
-        self.task_id: str | None = None
-        self.unacked_task: Json | None = None
-        self.pid: int | None = None
-        self.exited = False
-        self.kill_grace: float | None = None  # from the task's KillPolicy
-        self.killed = False
-        self.kill_started = 0.0
-        self.escalate_at: float | None = None
-        self.max_completion_at: float | None = None
-        self.max_completion_reached = False
         self.shutting_down = False
         self.shutdown_deadline: float | None = None
 
@@ -694,10 +728,91 @@ class CommandExecutor:
         self.unacked: dict[str, Json] = {}
         self.pending: list[str] = []
         self.retry_at: float | None = None
-        self.terminal_uuid: str | None = None
         self.exit_at: float | None = None
 
-    # -- set-up ------------------------------------------------------------------------
+    @classmethod
+    def main(cls) -> int:
+        """Configure from the environment and run; the process exit code."""
+        environ = dict(posix.environ)
+        try:
+            config = Config(environ)
+        except ValueError as exc:
+            log(str(exc), cls.NAME)
+            return 1
+        return cls(config, environ).run()
+
+    def _log(self, message: str) -> None:
+        log(message, self.NAME)
+
+    # -- hooks -------------------------------------------------------------------------
+
+    def _on_launch(self, launch: Json) -> None:
+        """A LAUNCH event (its ``launch`` message)."""
+        raise NotImplementedError
+
+    def _on_launch_group(self, launch_group: Json) -> None:
+        """A LAUNCH_GROUP event (its ``launch_group`` message)."""
+        raise NotImplementedError
+
+    def _on_kill(self, task_id: str, kill_policy: object) -> None:
+        raise NotImplementedError
+
+    def _on_acknowledged(self, task_id: str, uuid: object) -> None:
+        raise NotImplementedError
+
+    def _shutdown(self) -> None:
+        raise NotImplementedError
+
+    def _reap(self) -> None:
+        """Collect exited task processes (SIGCHLD, or any signal)."""
+        raise NotImplementedError
+
+    def _tasks_running(self) -> bool:
+        raise NotImplementedError
+
+    def _abandon_tasks(self) -> None:
+        """The agent cannot be reached: kill the tasks at once (the executor leaves)."""
+        raise NotImplementedError
+
+    def _unacknowledged_tasks(self) -> list[Json]:
+        """``TaskInfo``s to name in SUBSCRIBE: launched, no update of them acknowledged."""
+        raise NotImplementedError
+
+    def _catch_signals(self) -> None:
+        """Dispositions of the signals other than SIGCHLD (that write to the pipe)."""
+        for signum in SHUTDOWN_SIGNALS:
+            _signal.signal(signum, _signal_noop)
+
+    def _enter_sandbox(self) -> None:
+        for sandbox in self.config.sandboxes:
+            try:
+                posix.chdir(sandbox)
+                break
+            except OSError as exc:
+                self._log(f"cannot enter sandbox {sandbox!r}: {exc}")
+
+    def _task_deadlines(self) -> tuple[float | None, ...]:
+        """Timers of the tasks, for ``_on_task_timers``."""
+        return ()
+
+    def _on_task_timers(self, now: float) -> None:
+        """Act on the task timers that are due."""
+
+    def _check_done(self) -> None:
+        """After each turn of the loop: set ``exit_code`` once there is no more to do."""
+
+    def _on_update_accepted(self, uuid: str) -> None:
+        """The agent took the update (HTTP 202, or inside SUBSCRIBE): only the ack is due."""
+
+    def _grace_exit_code(self) -> int:
+        """Exit code when the shutdown grace period runs out."""
+        return 0
+
+    def _cleanup(self) -> None:
+        self._close_stream()
+        self.sender.close()
+
+    # -- set-up and main loop ----------------------------------------------------------
 
     def _setup_signals(self) -> None:
         read_fd, write_fd = posix.pipe()
@@ -706,44 +821,18 @@ class CommandExecutor:
         self.wakeup_r = read_fd
         _signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         _signal.signal(SIGCHLD, _signal_noop)
-        if self.own_group:
-            for signum in GROUP_SIGNALS:
-                _signal.signal(signum, _signal.SIG_IGN)
-        else:
-            for signum in SHUTDOWN_SIGNALS:
-                _signal.signal(signum, _signal_noop)
+        self._catch_signals()
         self.poller.register(read_fd, select.POLLIN)
 
     def run(self) -> int:
         self._setup_signals()
-        for sandbox in self.config.sandboxes:
-            try:
-                posix.chdir(sandbox)
-                break
-            except OSError as exc:
-                log(f"cannot enter sandbox {sandbox!r}: {exc}")
+        self._enter_sandbox()
         self.reconnect_deadline = time.monotonic() + (
             self.config.recovery_timeout if self.config.checkpoint else REGISTRATION_TIMEOUT
         )
         self._try_subscribe()
         while self.exit_code is None:
-            now = time.monotonic()
-            deadline = min(
-                (
-                    when
-                    for when in (
-                        self.reconnect_at,
-                        self.escalate_at,
-                        self.max_completion_at,
-                        self.retry_at,
-                        self.exit_at,
-                        self.shutdown_deadline,
-                    )
-                    if when is not None
-                ),
-                default=None,
-            )
-            timeout = None if deadline is None else max(0, int((deadline - now) * 1000) + 1)
+            timeout = self._poll_timeout(time.monotonic())
             for fd, _events in self.poller.poll(timeout):
                 if fd == self.wakeup_r:
                     self._on_signals()
@@ -753,32 +842,62 @@ class CommandExecutor:
                     break
             if self.exit_code is None:
                 self._on_timers(time.monotonic())
+            if self.exit_code is None:
+                self._check_done()
         self._cleanup()
         return self.exit_code
 
-    def _cleanup(self) -> None:
-        if self.pid is not None and not self.exited:
-            self._kill_all()
-        self._close_stream()
-        self.sender.close()
+    def _poll_timeout(self, now: float) -> int | None:
+        deadline = min(
+            (
+                when
+                for when in (
+                    self.reconnect_at,
+                    self.retry_at,
+                    self.exit_at,
+                    self.shutdown_deadline,
+                    *self._task_deadlines(),
+                )
+                if when is not None
+            ),
+            default=None,
+        )
+        return None if deadline is None else max(0, int((deadline - now) * 1000) + 1)
+
+    def _on_signals(self) -> None:
+        try:
+            data = posix.read(self.wakeup_r, 512)
+        except (BlockingIOError, InterruptedError):
+            data = b""
+        if any(signum in SHUTDOWN_SIGNALS for signum in data) and not self.shutting_down:
+            self._log("received a termination signal; shutting down")
+            self.agent_gone = self.agent_gone or self.stream is None
+            self._shutdown()
+        self._reap()
+
+    def _on_timers(self, now: float) -> None:
+        if self.shutdown_deadline is not None and now >= self.shutdown_deadline:
+            self._log("shutdown grace period elapsed; exiting")
+            self.exit_code = self._grace_exit_code()
+            return
+        if self.exit_at is not None and now >= self.exit_at:
+            self.exit_code = 0
+            return
+        self._on_task_timers(now)
+        if self.retry_at is not None and now >= self.retry_at:
+            self._flush()
+        if self.reconnect_at is not None and now >= self.reconnect_at:
+            self._try_subscribe()
 
     # -- subscription ------------------------------------------------------------------
 
     def _subscribe_body(self) -> bytes:
-        subscribe: Json = {}
-        if self.unacked_task is not None:
-            subscribe["unacknowledged_tasks"] = [self.unacked_task]
-        else:
-            subscribe["unacknowledged_tasks"] = []
-        subscribe["unacknowledged_updates"] = [
-            {"status": status} for status in self.unacked.values()
-        ]
-        call = {
-            "type": "SUBSCRIBE",
-            "framework_id": {"value": self.config.framework_id},
-            "executor_id": {"value": self.config.executor_id},
-            "subscribe": subscribe,
-        }
+        call = subscribe_call(
+            self.config.framework_id,
+            self.config.executor_id,
+            self._unacknowledged_tasks(),
+            list(self.unacked.values()),
+        )
         return json_dumps(call).encode("ascii")
 
     def _try_subscribe(self) -> None:
@@ -792,18 +911,21 @@ class CommandExecutor:
                 body = read_body(sock, status, headers, rest) if status != 503 else b""
                 sock.close()
                 sock = None
-                text = body.decode("utf-8", "replace").strip()
                 if status == 503:
                     raise ConnectionError("agent is recovering (503)")
-                log(f"SUBSCRIBE rejected with HTTP {status}: {text}")
+                text = body.decode("utf-8", "replace").strip()
+                self._log(f"SUBSCRIBE rejected with HTTP {status}: {text}")
                 self._give_up(1)
                 return
         except (OSError, ValueError) as exc:
             if sock is not None:
                 sock.close()
-            log(f"SUBSCRIBE failed: {exc}")
+            self._log(f"SUBSCRIBE failed: {exc}")
             self._schedule_reconnect()
             return
+        self._on_stream_open(sock, headers, rest)
+
+    def _on_stream_open(self, sock: _socket.socket, headers: dict[str, str], rest: bytes) -> None:
         sock.settimeout(None)
         self.stream = sock
         self.stream_fd = sock.fileno()
@@ -816,8 +938,8 @@ class CommandExecutor:
         # Everything unacknowledged travelled inside SUBSCRIBE: the agent owns it now.
         self.pending.clear()
         self.retry_at = None
-        if self.terminal_uuid is not None and self.terminal_uuid in self.unacked:
-            self._terminal_accepted()
+        for uuid in list(self.unacked):
+            self._on_update_accepted(uuid)
         if rest:
             self._on_stream_data(rest)
 
@@ -826,7 +948,7 @@ class CommandExecutor:
         if self.reconnect_deadline is None:
             self.reconnect_deadline = now + self.config.recovery_timeout
         if now >= self.reconnect_deadline:
-            log("could not (re)subscribe with the agent in time")
+            self._log("could not (re)subscribe with the agent in time")
             self._give_up(1)
             return
         limit = max(self.config.backoff_max, 0.01)
@@ -835,10 +957,9 @@ class CommandExecutor:
         self.reconnect_at = now + self.backoff * (0.5 + 0.5 * jitter)
 
     def _give_up(self, code: int) -> None:
-        """The agent cannot be reached: kill the task (if any) and leave."""
+        """The agent cannot be reached: kill the tasks and leave."""
         self.agent_gone = True
-        if self.pid is not None and not self.exited:
-            self._kill(0.0)
+        self._abandon_tasks()
         self.exit_code = code
 
     def _close_stream(self) -> None:
@@ -857,7 +978,7 @@ class CommandExecutor:
         try:
             data = self.stream.recv(65536)
         except OSError as exc:
-            log(f"event stream error: {exc}")
+            self._log(f"event stream error: {exc}")
             data = b""
         if not data:
             self._on_disconnected()
@@ -869,14 +990,14 @@ class CommandExecutor:
             body = self.chunked.feed(data) if self.chunked is not None else data
             records = self.records.feed(body) if body else []
         except ValueError as exc:
-            log(f"corrupt event stream: {exc}")
+            self._log(f"corrupt event stream: {exc}")
             self._on_disconnected()
             return
         for record in records:
             try:
                 event = json_loads(record)
             except (ValueError, UnicodeDecodeError) as exc:
-                log(f"undecodable event: {exc}")
+                self._log(f"undecodable event: {exc}")
                 continue
             if isinstance(event, dict):
                 self._on_event(event)
@@ -890,8 +1011,9 @@ class CommandExecutor:
         self._close_stream()
         if self.exit_code is not None:
             return
-        log("disconnected from the agent" if was_subscribed else "event stream ended")
-        if self.shutting_down and (self.pid is None or self.exited):
+        self._log("disconnected from the agent" if was_subscribed else "event stream ended")
+        running = self._tasks_running()
+        if self.shutting_down and not running:
             self.exit_code = 0
             return
         if self.config.checkpoint:
@@ -900,10 +1022,10 @@ class CommandExecutor:
             return
         # Not checkpointing: an agent that went away will not take us back.
         self.agent_gone = True
-        if self.pid is None or self.exited:
-            self.exit_code = 1
-        else:
+        if running:
             self._shutdown()
+        else:
+            self.exit_code = 1
 
     # -- events ------------------------------------------------------------------------
 
@@ -912,31 +1034,22 @@ class CommandExecutor:
         if kind == "SUBSCRIBED":
             self._on_subscribed(event.get("subscribed") or {})
         elif kind == "LAUNCH":
-            task = (event.get("launch") or {}).get("task")
-            if isinstance(task, dict):
-                self._launch(task)
+            self._on_launch(event.get("launch") or {})
         elif kind == "LAUNCH_GROUP":
-            group = (event.get("launch_group") or {}).get("task_group") or {}
-            for task in group.get("tasks") or []:
-                self._send_update(
-                    self._status(
-                        _task_id(task),
-                        "TASK_FAILED",
-                        message="The command executor cannot run task groups",
-                    )
-                )
+            self._on_launch_group(event.get("launch_group") or {})
         elif kind == "KILL":
             kill = event.get("kill") or {}
-            self._on_kill(_task_id(kill), kill.get("kill_policy"))
+            self._on_kill(task_id_of(kill), kill.get("kill_policy"))
         elif kind == "ACKNOWLEDGED":
-            self._on_acknowledged((event.get("acknowledged") or {}).get("uuid"))
+            acknowledged = event.get("acknowledged") or {}
+            self._on_acknowledged(task_id_of(acknowledged), acknowledged.get("uuid"))
         elif kind == "SHUTDOWN":
-            log("received SHUTDOWN")
+            self._log("received SHUTDOWN")
             self._shutdown()
         elif kind == "ERROR":
-            log(f"agent error: {(event.get('error') or {}).get('message')}")
+            self._log(f"agent error: {(event.get('error') or {}).get('message')}")
         elif kind not in ("HEARTBEAT", "MESSAGE"):
-            log(f"ignoring event {kind!r}")
+            self._log(f"ignoring event {kind!r}")
 
     def _on_subscribed(self, subscribed: Json) -> None:
         self.subscribed = True
@@ -947,13 +1060,127 @@ class CommandExecutor:
             if isinstance(capability, dict)
         }
 
+    # -- status updates ----------------------------------------------------------------
+
     def _status(
         self, task_id: str, state: str, message: str | None = None, reason: str | None = None
     ) -> Json:
         return make_status(task_id, state, self.config.executor_id, message, reason)
 
+    def _send_update(self, status: Json) -> None:
+        uuid = status["uuid"]
+        self.unacked[uuid] = status
+        self.pending.append(uuid)
+        self._flush()
+
+    def _flush(self) -> None:
+        """POST pending updates in order; stop at the first one that cannot be delivered."""
+        self.retry_at = None
+        if self.stream is None:
+            return  # disconnected: they go out inside the next SUBSCRIBE
+        while self.pending:
+            uuid = self.pending[0]
+            status = self.unacked.get(uuid)
+            if status is None:
+                self.pending.pop(0)
+                continue
+            call = update_call(self.config.framework_id, self.config.executor_id, status)
+            try:
+                code, body = self.sender.post(json_dumps(call).encode("ascii"))
+            except (OSError, ValueError) as exc:
+                self._log(f"UPDATE {status['state']} could not be delivered: {exc}")
+                self.retry_at = time.monotonic() + UPDATE_RETRY
+                return
+            if code == 503:
+                self.retry_at = time.monotonic() + UPDATE_RETRY
+                return
+            self.pending.pop(0)
+            if not 200 <= code < 300:
+                text = body.decode("utf-8", "replace").strip()
+                self._log(f"UPDATE {status['state']} rejected with HTTP {code}: {text}")
+                self.unacked.pop(uuid, None)
+                continue
+            self._on_update_accepted(uuid)
+
+
+class CommandExecutor(ExecutorBase):
+    """The command executor: one task, from LAUNCH, as a child process."""
+
+    NAME = "command-executor"
+
+    def __init__(self, config: Config, environ: dict[bytes, bytes]) -> None:
+        super().__init__(config, environ)
+        # The agent starts executors in a new session, so the executor leads its process
+        # group and the agent destroys a container with killpg(executor pid).  The task
+        # then stays in that group (nothing escapes the agent's clean-up) and the executor
+        # ignores group signals.  Otherwise the task gets a group of its own.
+        self.own_group = posix.getpgid(0) == self.me
+
+        # The task.
+        self.task: Json | None = None
+        self.task_id: str | None = None
+        self.unacked_task: Json | None = None
+        self.pid: int | None = None
+        self.exited = False
+        self.kill_grace: float | None = None  # from the task's KillPolicy
+        self.killed = False
+        self.kill_started = 0.0
+        self.escalate_at: float | None = None
+        self.max_completion_at: float | None = None
+        self.max_completion_reached = False
+        self.terminal_uuid: str | None = None
+
+    # -- hooks of the executor machinery ------------------------------------------------
+
+    def _catch_signals(self) -> None:
+        if self.own_group:
+            for signum in GROUP_SIGNALS:
+                _signal.signal(signum, _signal.SIG_IGN)
+        else:
+            super()._catch_signals()
+
+    def _task_deadlines(self) -> tuple[float | None, ...]:
+        return (self.escalate_at, self.max_completion_at)
+
+    def _cleanup(self) -> None:
+        if self._tasks_running():
+            self._kill_all()
+        super()._cleanup()
+
+    def _unacknowledged_tasks(self) -> list[Json]:
+        return [] if self.unacked_task is None else [self.unacked_task]
+
+    def _tasks_running(self) -> bool:
+        return self.pid is not None and not self.exited
+
+    def _abandon_tasks(self) -> None:
+        if self._tasks_running():
+            self._kill(0.0)
+
+    def _on_update_accepted(self, uuid: str) -> None:
+        if uuid == self.terminal_uuid:
+            self._terminal_accepted()
+
+    # -- events ------------------------------------------------------------------------
+
+    def _on_launch(self, launch: Json) -> None:
+        task = launch.get("task")
+        if isinstance(task, dict):
+            self._launch(task)
+
+    def _on_launch_group(self, launch_group: Json) -> None:
+        group = launch_group.get("task_group") or {}
+        for task in group.get("tasks") or []:
+            self._send_update(
+                self._status(
+                    task_id_of(task),
+                    "TASK_FAILED",
+                    message="The command executor cannot run task groups",
+                )
+            )
+
     def _launch(self, task: Json) -> None:
-        task_id = _task_id(task)
+        task_id = task_id_of(task)
         if self.task_id is not None:
             self._send_update(
                 self._status(
@@ -1017,7 +1244,7 @@ class CommandExecutor:
         else:  # the terminal update is out; give the ack a moment
             self.exit_at = min(self.exit_at or now + ACK_TIMEOUT, now + ACK_TIMEOUT)
 
-    def _on_acknowledged(self, uuid: object) -> None:
+    def _on_acknowledged(self, task_id: str, uuid: object) -> None:
         if not isinstance(uuid, str):
             return
         self.unacked.pop(uuid, None)
@@ -1099,17 +1326,6 @@ class CommandExecutor:
         log(f"task {self.task_id} outlived its kill grace period; sending SIGKILL")
         self._kill_all()
 
-    def _on_signals(self) -> None:
-        try:
-            data = posix.read(self.wakeup_r, 512)
-        except (BlockingIOError, InterruptedError):
-            data = b""
-        if any(signum in SHUTDOWN_SIGNALS for signum in data) and not self.shutting_down:
-            log("received a termination signal; shutting down")
-            self.agent_gone = self.agent_gone or self.stream is None
-            self._shutdown()
-        self._reap()
-
     def _reap(self) -> None:
         if self.pid is None or self.exited:
             return
@@ -1167,60 +1383,9 @@ class CommandExecutor:
             now + ACK_TIMEOUT if self.exit_at is None else min(self.exit_at, now + ACK_TIMEOUT)
         )
 
-    # -- status updates ----------------------------------------------------------------
-
-    def _send_update(self, status: Json) -> None:
-        uuid = status["uuid"]
-        self.unacked[uuid] = status
-        self.pending.append(uuid)
-        self._flush()
-
-    def _flush(self) -> None:
-        """POST pending updates in order; stop at the first one that cannot be delivered."""
-        self.retry_at = None
-        if self.stream is None:
-            return  # disconnected: they go out inside the next SUBSCRIBE
-        while self.pending:
-            uuid = self.pending[0]
-            status = self.unacked.get(uuid)
-            if status is None:
-                self.pending.pop(0)
-                continue
-            call = {
-                "type": "UPDATE",
-                "framework_id": {"value": self.config.framework_id},
-                "executor_id": {"value": self.config.executor_id},
-                "update": {"status": status},
-            }
-            try:
-                code, body = self.sender.post(json_dumps(call).encode("ascii"))
-            except (OSError, ValueError) as exc:
-                log(f"UPDATE {status['state']} could not be delivered: {exc}")
-                self.retry_at = time.monotonic() + UPDATE_RETRY
-                return
-            self.pending.pop(0)
-            if code == 503:
-                self.pending.insert(0, uuid)
-                self.retry_at = time.monotonic() + UPDATE_RETRY
-                return
-            if not 200 <= code < 300:
-                text = body.decode("utf-8", "replace").strip()
-                log(f"UPDATE {status['state']} rejected with HTTP {code}: {text}")
-                self.unacked.pop(uuid, None)
-                continue
-            if uuid == self.terminal_uuid:
-                self._terminal_accepted()
-
     # -- timers ------------------------------------------------------------------------
 
-    def _on_timers(self, now: float) -> None:
-        if self.shutdown_deadline is not None and now >= self.shutdown_deadline:
-            log("shutdown grace period elapsed; exiting")
-            self.exit_code = 0
-            return
-        if self.exit_at is not None and now >= self.exit_at:
-            self.exit_code = 0
-            return
+    def _on_task_timers(self, now: float) -> None:
         if self.escalate_at is not None and now >= self.escalate_at:
             self._escalate()
         if self.max_completion_at is not None and now >= self.max_completion_at:
@@ -1230,16 +1395,6 @@ class CommandExecutor:
                 self.max_completion_reached = True
                 grace = self.kill_grace if self.kill_grace is not None else DEFAULT_KILL_GRACE
                 self._kill(grace)
-        if self.retry_at is not None and now >= self.retry_at:
-            self._flush()
-        if self.reconnect_at is not None and now >= self.reconnect_at:
-            self._try_subscribe()
-
-
-def _task_id(message: Json) -> str:
-    task_id = message.get("task_id") or {}
-    value = task_id.get("value") if isinstance(task_id, dict) else None
-    return value if isinstance(value, str) else ""
 
 
 def executor_argv(python: str | None = None, cache_dir: str | None = None) -> list[str]:
@@ -1295,13 +1450,7 @@ def _abspath(path: str) -> str:
 
 
 def main() -> int:
-    environ = dict(posix.environ)
-    try:
-        config = Config(environ)
-    except ValueError as exc:
-        log(str(exc))
-        return 1
-    return CommandExecutor(config, environ).run()
+    return CommandExecutor.main()
 
 
 if __name__ == "__main__":

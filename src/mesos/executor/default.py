@@ -2,8 +2,10 @@
 
 The agent starts this file as ``[sys.executable, "-S", "-I", "<abs path>/default.py"]`` for
 executors of type DEFAULT (docs/dev/contracts.md section 6).  Like the command executor it
-is a standalone, stdlib-only script, and it reuses that executor's HTTP, RecordIO, JSON and
-status helpers (``command.py`` in this directory, imported as ``lean``).
+is a standalone, stdlib-only script, and it reuses that executor's helpers and machinery
+(``command.py`` in this directory, imported as ``lean``): ``DefaultExecutor`` is an
+``ExecutorBase`` (poll loop, SUBSCRIBE and events, reconnection, status updates, signals)
+that runs task groups.
 
 Behaviour follows Mesos' ``src/launcher/default_executor.cpp``, with each task a local
 process instead of a nested container:
@@ -31,9 +33,7 @@ executor's session, then exits.
 """
 
 import _signal
-import _socket
 import posix
-import select
 import sys
 import time
 
@@ -61,8 +61,6 @@ else:  # run as a script: `python -S -I .../default.py` puts nothing of ours on 
 DEFAULT_KILL_GRACE = 3.0  # Mesos' default executor: "Default grace period is set to 3s"
 ACK_TIMEOUT = lean.ACK_TIMEOUT  # exit this long after the last terminal update was accepted
 SHUTDOWN_BUFFER = lean.SHUTDOWN_BUFFER
-REGISTRATION_TIMEOUT = lean.REGISTRATION_TIMEOUT
-UPDATE_RETRY = lean.UPDATE_RETRY
 TERMINAL_STATES = frozenset(
     (
         "TASK_FINISHED",
@@ -88,11 +86,7 @@ GUARD_PAUSE = 0.05
 
 def log(message: str) -> None:
     """Write one diagnostic line to stderr (the executor sandbox's ``stderr`` file)."""
-    try:
-        sys.stderr.write(f"default-executor[{posix.getpid()}]: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
+    lean.log(message, DefaultExecutor.NAME)
 
 
 # --------------------------------------------------------------------------------------
@@ -142,29 +136,9 @@ def task_command(
     return path, argv, env
 
 
-def subscribe_call(
-    framework_id: str, executor_id: str, tasks: list[Json], updates: list[Json]
-) -> Json:
-    """A SUBSCRIBE call carrying unacknowledged tasks and updates (``TaskStatus`` list)."""
-    return {
-        "type": "SUBSCRIBE",
-        "framework_id": {"value": framework_id},
-        "executor_id": {"value": executor_id},
-        "subscribe": {
-            "unacknowledged_tasks": list(tasks),
-            "unacknowledged_updates": [{"status": status} for status in updates],
-        },
-    }
-
-
-def update_call(framework_id: str, executor_id: str, status: Json) -> Json:
-    """An UPDATE call carrying one ``TaskStatus``."""
-    return {
-        "type": "UPDATE",
-        "framework_id": {"value": framework_id},
-        "executor_id": {"value": executor_id},
-        "update": {"status": status},
-    }
+# The calls, as the executor machinery (command.py's ExecutorBase) makes them.
+subscribe_call = lean.subscribe_call
+update_call = lean.update_call
 
 
 def guard_records(data: bytes, groups: set[int]) -> bytes:
@@ -256,10 +230,6 @@ def _guard_main(read_fd: int, executor_pid: int, session: int) -> None:
     sweep(groups, session, {posix.getpid(), executor_pid})
 
 
-def _signal_noop(signum: int, frame: object) -> None:
-    """Python-level handler; the C handler already wrote the signal to the wake-up pipe."""
-
-
 # --------------------------------------------------------------------------------------
 # The executor
 
@@ -287,119 +257,63 @@ class Task:
         return self.pid is not None and not self.exited
 
 
-class DefaultExecutor:
-    """State machine of the default executor; ``run()`` returns the process exit code."""
+class DefaultExecutor(lean.ExecutorBase):
+    """The default executor: task groups from LAUNCH_GROUP, each task a process group."""
+
+    NAME = "default-executor"
 
     def __init__(self, config: lean.Config, environ: dict[bytes, bytes]) -> None:
-        self.config = config
-        self.environ = environ
-        self.agent = lean.Agent(config.endpoint, config.domain_socket, config.token)
-        self.sender = lean.CallSender(self.agent)
-        self.poller = select.poll()
-        self.wakeup_r = -1
-        self.me = posix.getpid()
-        # Started by the agent in a new session: everything in it is ours (see the guard).
-        self.session_leader = posix.getsid(0) == self.me
+        super().__init__(config, environ)
         self.sandbox_root = ""
-        self.exit_code: int | None = None
-
-        # Event stream.
-        self.stream: _socket.socket | None = None  # the SUBSCRIBE connection
-        self.stream_fd = -1
-        self.chunked: lean.ChunkedDecoder | None = None
-        self.records = lean.RecordIODecoder()
-        self.subscribed = False
-        self.capabilities: set[str] = set()
-        self.reconnect_at: float | None = None
-        self.reconnect_deadline: float | None = None
-        self.backoff = 0.0
-        self.agent_gone = False
 
         # Tasks, in launch order, and the task ids of each group.
         self.tasks: dict[str, Task] = {}
         self.groups: list[list[str]] = []
         self.groups_killed: set[int] = set()
-        self.shutting_down = False
-        self.shutdown_deadline: float | None = None
-
-        # Status updates: uuid -> status, oldest first; `pending` not yet accepted (202).
-        self.unacked: dict[str, Json] = {}
-        self.pending: list[str] = []
-        self.retry_at: float | None = None
-        self.exit_at: float | None = None
 
         # The guard process and the write end of its pipe.
         self.guard_pid: int | None = None
         self.guard_fd = -1
         self.guard_failed = False
 
-    # -- set-up and main loop ----------------------------------------------------------
+    # -- hooks of the executor machinery ------------------------------------------------
 
-    def _setup_signals(self) -> None:
-        read_fd, write_fd = posix.pipe()
-        posix.set_blocking(read_fd, False)
-        posix.set_blocking(write_fd, False)
-        self.wakeup_r = read_fd
-        _signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-        _signal.signal(SIGCHLD, _signal_noop)
-        for signum in SHUTDOWN_SIGNALS:
-            _signal.signal(signum, _signal_noop)
-        self.poller.register(read_fd, select.POLLIN)
-
-    def run(self) -> int:
-        self._setup_signals()
-        for sandbox in self.config.sandboxes:
-            try:
-                posix.chdir(sandbox)
-                break
-            except OSError as exc:
-                log(f"cannot enter sandbox {sandbox!r}: {exc}")
+    def _enter_sandbox(self) -> None:
+        super()._enter_sandbox()
         self.sandbox_root = posix.getcwd()
-        self.reconnect_deadline = time.monotonic() + (
-            self.config.recovery_timeout if self.config.checkpoint else REGISTRATION_TIMEOUT
-        )
-        self._try_subscribe()
-        while self.exit_code is None:
-            timeout = self._poll_timeout(time.monotonic())
-            for fd, _events in self.poller.poll(timeout):
-                if fd == self.wakeup_r:
-                    self._on_signals()
-                elif fd == self.stream_fd and self.stream is not None:
-                    self._on_stream_readable()
-                if self.exit_code is not None:
-                    break
-            if self.exit_code is None:
-                self._on_timers(time.monotonic())
-            if self.exit_code is None:
-                self._check_done()
-        self._cleanup()
-        return self.exit_code
 
-    def _poll_timeout(self, now: float) -> int | None:
-        deadlines = [
-            when
-            for when in (
-                self.reconnect_at,
-                self.retry_at,
-                self.exit_at,
-                self.shutdown_deadline,
-                *(task.escalate_at for task in self.tasks.values()),
-            )
-            if when is not None
-        ]
-        if not deadlines:
-            return None
-        return max(0, int((min(deadlines) - now) * 1000) + 1)
+    def _task_deadlines(self) -> tuple[float | None, ...]:
+        return tuple(task.escalate_at for task in self.tasks.values())
+
+    def _on_task_timers(self, now: float) -> None:
+        for task in self.tasks.values():
+            if task.escalate_at is not None and now >= task.escalate_at:
+                self._escalate(task)
+
+    def _grace_exit_code(self) -> int:
+        return 1 if self.agent_gone else 0
 
     def _cleanup(self) -> None:
-        for task in self.tasks.values():
-            if task.live:
-                self._kill_group(task, SIGKILL)
-        self._close_stream()
-        self.sender.close()
+        self._abandon_tasks()
+        super()._cleanup()
         if self.guard_fd >= 0:
             posix.close(self.guard_fd)  # the guard sweeps up and exits
             self.guard_fd = -1
+
+    def _abandon_tasks(self) -> None:
+        for task in self.tasks.values():
+            if task.live:
+                self._kill_group(task, SIGKILL)
+
+    def _tasks_running(self) -> bool:
+        return any(task.live for task in self.tasks.values())
+
+    def _unacknowledged_tasks(self) -> list[Json]:
+        return [
+            task.info
+            for task in self.tasks.values()
+            if task.pid is not None and not task.terminal and not task.acknowledged
+        ]
 
     def _check_done(self) -> None:
         """Exit once no task runs and the terminal updates are through (or given up on)."""
@@ -422,193 +336,23 @@ class DefaultExecutor:
         elif self.exit_at is None and not any(uuid in self.pending for uuid in waiting):
             self.exit_at = time.monotonic() + ACK_TIMEOUT  # all accepted: give acks a moment
 
-    # -- subscription ------------------------------------------------------------------
-
-    def _subscribe_body(self) -> bytes:
-        tasks = [
-            task.info
-            for task in self.tasks.values()
-            if task.pid is not None and not task.terminal and not task.acknowledged
-        ]
-        call = subscribe_call(
-            self.config.framework_id,
-            self.config.executor_id,
-            tasks,
-            list(self.unacked.values()),
-        )
-        return lean.json_dumps(call).encode("ascii")
-
-    def _try_subscribe(self) -> None:
-        self.reconnect_at = None
-        sock = None
-        try:
-            sock = self.agent.connect(5.0)
-            sock.sendall(self.agent.request(self._subscribe_body()))
-            status, headers, rest = lean.read_head(sock)
-            if status != 200:
-                body = lean.read_body(sock, status, headers, rest) if status != 503 else b""
-                sock.close()
-                sock = None
-                if status == 503:
-                    raise ConnectionError("agent is recovering (503)")
-                text = body.decode("utf-8", "replace").strip()
-                log(f"SUBSCRIBE rejected with HTTP {status}: {text}")
-                self._give_up(1)
-                return
-        except (OSError, ValueError) as exc:
-            if sock is not None:
-                sock.close()
-            log(f"SUBSCRIBE failed: {exc}")
-            self._schedule_reconnect()
-            return
-        sock.settimeout(None)
-        self.stream = sock
-        self.stream_fd = sock.fileno()
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        self.chunked = lean.ChunkedDecoder() if chunked else None
-        self.records = lean.RecordIODecoder()
-        self.poller.register(self.stream_fd, select.POLLIN)
-        self.backoff = 0.0
-        self.reconnect_deadline = None
-        # Everything unacknowledged travelled inside SUBSCRIBE: the agent owns it now.
-        self.pending.clear()
-        self.retry_at = None
-        if rest:
-            self._on_stream_data(rest)
-
-    def _schedule_reconnect(self) -> None:
-        now = time.monotonic()
-        if self.reconnect_deadline is None:
-            self.reconnect_deadline = now + self.config.recovery_timeout
-        if now >= self.reconnect_deadline:
-            log("could not (re)subscribe with the agent in time")
-            self._give_up(1)
-            return
-        limit = max(self.config.backoff_max, 0.01)
-        self.backoff = min(max(self.backoff * 2, 0.05), limit)
-        jitter = posix.urandom(1)[0] / 255.0
-        self.reconnect_at = now + self.backoff * (0.5 + 0.5 * jitter)
-
-    def _give_up(self, code: int) -> None:
-        """The agent cannot be reached: kill every task at once and leave."""
-        self.agent_gone = True
-        for task in self.tasks.values():
-            if task.live:
-                self._kill_group(task, SIGKILL)
-        self.exit_code = code
-
-    def _close_stream(self) -> None:
-        if self.stream is not None:
-            try:
-                self.poller.unregister(self.stream_fd)
-            except (KeyError, ValueError):
-                pass
-            self.stream.close()
-        self.stream = None
-        self.stream_fd = -1
-        self.subscribed = False
-
-    def _on_stream_readable(self) -> None:
-        assert self.stream is not None
-        try:
-            data = self.stream.recv(65536)
-        except OSError as exc:
-            log(f"event stream error: {exc}")
-            data = b""
-        if not data:
-            self._on_disconnected()
-            return
-        self._on_stream_data(data)
-
-    def _on_stream_data(self, data: bytes) -> None:
-        try:
-            body = self.chunked.feed(data) if self.chunked is not None else data
-            records = self.records.feed(body) if body else []
-        except ValueError as exc:
-            log(f"corrupt event stream: {exc}")
-            self._on_disconnected()
-            return
-        for record in records:
-            try:
-                event = lean.json_loads(record)
-            except (ValueError, UnicodeDecodeError) as exc:
-                log(f"undecodable event: {exc}")
-                continue
-            if isinstance(event, dict):
-                self._on_event(event)
-            if self.exit_code is not None or self.stream is None:
-                return
-        if self.chunked is not None and self.chunked.done:
-            self._on_disconnected()
-
-    def _on_disconnected(self) -> None:
-        was_subscribed = self.subscribed
-        self._close_stream()
-        if self.exit_code is not None:
-            return
-        log("disconnected from the agent" if was_subscribed else "event stream ended")
-        running = any(task.live for task in self.tasks.values())
-        if self.shutting_down and not running:
-            self.exit_code = 0
-            return
-        if self.config.checkpoint:
-            self.reconnect_deadline = time.monotonic() + self.config.recovery_timeout
-            self._schedule_reconnect()
-            return
-        # Not checkpointing: an agent that went away will not take us back.
-        self.agent_gone = True
-        if running:
-            self._shutdown()
-        else:
-            self.exit_code = 1
-
     # -- events ------------------------------------------------------------------------
 
-    def _on_event(self, event: Json) -> None:
-        kind = event.get("type")
-        if kind == "SUBSCRIBED":
-            self._on_subscribed(event.get("subscribed") or {})
-        elif kind == "LAUNCH_GROUP":
-            group = (event.get("launch_group") or {}).get("task_group") or {}
-            tasks = group.get("tasks") if isinstance(group, dict) else None
-            self._launch_group([t for t in tasks or [] if isinstance(t, dict)])
-        elif kind == "KILL":
-            kill = event.get("kill") or {}
-            self._on_kill(_task_id(kill), kill.get("kill_policy"))
-        elif kind == "ACKNOWLEDGED":
-            acknowledged = event.get("acknowledged") or {}
-            self._on_acknowledged(_task_id(acknowledged), acknowledged.get("uuid"))
-        elif kind == "SHUTDOWN":
-            log("received SHUTDOWN")
-            self._shutdown()
-        elif kind == "LAUNCH":
-            # As in Mesos: a single task never goes to the default executor.
-            log("LAUNCH event is not supported; shutting down")
-            self._shutdown()
-        elif kind == "ERROR":
-            log(f"agent error: {(event.get('error') or {}).get('message')}")
-        elif kind not in ("HEARTBEAT", "MESSAGE"):
-            log(f"ignoring event {kind!r}")
+    def _on_launch(self, launch: Json) -> None:
+        # As in Mesos: a single task never goes to the default executor.
+        log("LAUNCH event is not supported; shutting down")
+        self._shutdown()
 
-    def _on_subscribed(self, subscribed: Json) -> None:
-        self.subscribed = True
-        framework = subscribed.get("framework_info") or {}
-        self.capabilities = {
-            str(capability.get("type"))
-            for capability in framework.get("capabilities") or []
-            if isinstance(capability, dict)
-        }
-
-    def _status(
-        self, task: Task, state: str, message: str | None = None, reason: str | None = None
-    ) -> Json:
-        return lean.make_status(task.task_id, state, self.config.executor_id, message, reason)
+    def _on_launch_group(self, launch_group: Json) -> None:
+        group = launch_group.get("task_group") or {}
+        tasks = group.get("tasks") if isinstance(group, dict) else None
+        self._launch_group([t for t in tasks or [] if isinstance(t, dict)])
 
     def _launch_group(self, infos: list[Json]) -> None:
         index = len(self.groups)
         members: list[Task] = []
         for info in infos:
-            task_id = _task_id(info)
+            task_id = lean.task_id_of(info)
             if task_id in self.tasks:
                 log(f"ignoring duplicate launch of task {task_id!r}")
                 continue
@@ -627,7 +371,7 @@ class DefaultExecutor:
                 )
             return
         for task in members:
-            self._send_update(self._status(task, "TASK_STARTING"))
+            self._send_update(self._status(task.task_id, "TASK_STARTING"))
         failures: list[tuple[Task, str]] = []
         for task in members:
             try:
@@ -640,7 +384,7 @@ class DefaultExecutor:
             log(f"started task {task.task_id} as pid {task.pid}")
         for task in members:
             if task.pid is not None:
-                self._send_update(self._status(task, "TASK_RUNNING"))
+                self._send_update(self._status(task.task_id, "TASK_RUNNING"))
         for task, message in failures:
             self._finish(task, "TASK_FAILED", message)
             self._apply_group_policy(task, "TASK_FAILED")
@@ -750,7 +494,7 @@ class DefaultExecutor:
         task.kill_started = time.monotonic()
         task.escalate_at = task.kill_started + grace
         if "TASK_KILLING_STATE" in self.capabilities and not self.agent_gone:
-            self._send_update(self._status(task, "TASK_KILLING"))
+            self._send_update(self._status(task.task_id, "TASK_KILLING"))
         self._kill_group(task, SIGTERM)
         if grace <= 0:
             self._escalate(task)
@@ -774,17 +518,6 @@ class DefaultExecutor:
             log(f"task {task.task_id} ended {state}; killing the rest of its group")
         for other in victims:
             self._kill(other, kill_grace(None, other.info))
-
-    def _on_signals(self) -> None:
-        try:
-            data = posix.read(self.wakeup_r, 512)
-        except (BlockingIOError, InterruptedError):
-            data = b""
-        if any(signum in SHUTDOWN_SIGNALS for signum in data) and not self.shutting_down:
-            log("received a termination signal; shutting down")
-            self.agent_gone = self.agent_gone or self.stream is None
-            self._shutdown()
-        self._reap()
 
     def _reap(self) -> None:
         for task in list(self.tasks.values()):
@@ -831,7 +564,7 @@ class DefaultExecutor:
         task.terminal = True
         if self.agent_gone:
             return
-        status = self._status(task, state, message)
+        status = self._status(task.task_id, state, message)
         task.terminal_uuid = status["uuid"]
         self._send_update(status)
 
@@ -871,65 +604,6 @@ class DefaultExecutor:
         self.guard_pid = pid
         self.guard_fd = write_fd
 
-    # -- status updates ----------------------------------------------------------------
-
-    def _send_update(self, status: Json) -> None:
-        uuid = status["uuid"]
-        self.unacked[uuid] = status
-        self.pending.append(uuid)
-        self._flush()
-
-    def _flush(self) -> None:
-        """POST pending updates in order; stop at the first one that cannot be delivered."""
-        self.retry_at = None
-        if self.stream is None:
-            return  # disconnected: they go out inside the next SUBSCRIBE
-        while self.pending:
-            uuid = self.pending[0]
-            status = self.unacked.get(uuid)
-            if status is None:
-                self.pending.pop(0)
-                continue
-            call = update_call(self.config.framework_id, self.config.executor_id, status)
-            try:
-                code, body = self.sender.post(lean.json_dumps(call).encode("ascii"))
-            except (OSError, ValueError) as exc:
-                log(f"UPDATE {status['state']} could not be delivered: {exc}")
-                self.retry_at = time.monotonic() + UPDATE_RETRY
-                return
-            if code == 503:
-                self.retry_at = time.monotonic() + UPDATE_RETRY
-                return
-            self.pending.pop(0)
-            if not 200 <= code < 300:
-                text = body.decode("utf-8", "replace").strip()
-                log(f"UPDATE {status['state']} rejected with HTTP {code}: {text}")
-                self.unacked.pop(uuid, None)
-
-    # -- timers ------------------------------------------------------------------------
-
-    def _on_timers(self, now: float) -> None:
-        if self.shutdown_deadline is not None and now >= self.shutdown_deadline:
-            log("shutdown grace period elapsed; exiting")
-            self.exit_code = 1 if self.agent_gone else 0
-            return
-        if self.exit_at is not None and now >= self.exit_at:
-            self.exit_code = 0
-            return
-        for task in self.tasks.values():
-            if task.escalate_at is not None and now >= task.escalate_at:
-                self._escalate(task)
-        if self.retry_at is not None and now >= self.retry_at:
-            self._flush()
-        if self.reconnect_at is not None and now >= self.reconnect_at:
-            self._try_subscribe()
-
-
-def _task_id(message: Json) -> str:
-    task_id = message.get("task_id") or {}
-    value = task_id.get("value") if isinstance(task_id, dict) else None
-    return value if isinstance(value, str) else ""
-
 
 def _mkdir(path: str) -> None:
     try:
@@ -939,13 +613,7 @@ def _mkdir(path: str) -> None:
 
 
 def main() -> int:
-    environ = dict(posix.environ)
-    try:
-        config = lean.Config(environ)
-    except ValueError as exc:
-        log(str(exc))
-        return 1
-    return DefaultExecutor(config, environ).run()
+    return DefaultExecutor.main()
 
 
 if __name__ == "__main__":
