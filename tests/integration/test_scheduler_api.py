@@ -145,6 +145,10 @@ async def test_launch_outside_the_offer_is_refused_and_changes_nothing(sched: Ra
         "offer_ids": [offer["id"]], "operations": [too_big]}})
     assert code == 400, text
     assert "resources" in text and "task_infos[0]" in text
+    for bad_id in ("../escape", "..", "a/b", ""):
+        code, text = await sched.call({"type": "ACCEPT", "framework_id": sched.fw(), "accept": {
+            "offer_ids": [offer["id"]], "operations": [launch(offer, bad_id, "true")]}})
+        assert code == 400 and "task_id" in text, (bad_id, text)
     ops = [launch(offer, "dup", "true"), launch(offer, "dup", "true")]
     code, text = await sched.call({"type": "ACCEPT", "framework_id": sched.fw(), "accept": {
         "offer_ids": [offer["id"]], "operations": ops}})

@@ -42,6 +42,19 @@ class AcceptPlan:
     invalid_offers: list[str] = field(default_factory=list)
 
 
+def id_problem(value: str) -> str | None:
+    """Mesos' rules for task and executor ids (they name sandbox directories)."""
+    if not value:
+        return "must not be empty"
+    if value in (".", ".."):
+        return f"'{value}' is not a valid id"
+    if "/" in value or "\\" in value:
+        return f"'{value}' must not contain '/' or '\\'"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "must not contain control characters"
+    return None
+
+
 def resources_of(items: list[v1.Resource], where: str) -> Resources:
     try:
         return Resources.from_json(codec.to_builtins(items))
@@ -184,8 +197,9 @@ def _plan_task(
     budget: _Budget,
 ) -> Launch:
     task_id = task.task_id.value
-    if not task_id:
-        raise ValidationError(f"'{where}.task_id.value' must not be empty")
+    problem = id_problem(task_id)
+    if problem:
+        raise ValidationError(f"Invalid '{where}.task_id': {problem}")
     if task_id in budget.seen_tasks or task_id in framework.tasks or task_id in framework.unreachable_tasks:
         raise ValidationError(f"Invalid '{where}.task_id': task '{task_id}' already exists")
     budget.seen_tasks.add(task_id)
@@ -203,8 +217,9 @@ def _plan_task(
     executor_resources = Resources.empty()
     if executor is not None:
         exec_id = executor.executor_id.value
-        if not exec_id:
-            raise ValidationError(f"'{where}' executor_id.value must not be empty")
+        problem = id_problem(exec_id)
+        if problem:
+            raise ValidationError(f"Invalid executor_id of '{where}': {problem}")
         if executor.framework_id is not None and executor.framework_id.value != framework.id:
             raise ValidationError(f"Invalid '{where}': executor's framework_id is not this framework")
         known = framework.executors.get(plan.agent_id or "", {}).get(exec_id)
