@@ -37,6 +37,7 @@ def test_help_lists_every_flag_with_its_default() -> None:
         (("--master=zk://h:2181/mesos",), "zk://"),
         (("--master=nohost",), "host:port"),
         (("--bogus=1",), "bogus"),
+        (("--gc_delay=1weeks",), "gc_delay"),  # no sandbox garbage collection (yet)
     ],
 )
 def test_bad_flags_exit_1_with_one_line(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:

@@ -656,7 +656,9 @@ async def test_executor_stream_replaced_and_updates_acknowledged(
         assert subscribed["subscribed"]["container_id"]["value"]
         launch = await one.next()
         assert launch is not None and launch["launch"]["task"]["task_id"] == {"value": "t"}
-        second = await session.post(url, json=subscribe, headers=headers)
+        # Re-subscribing names the task it was given (else the agent drops it, as Mesos).
+        again = {**subscribe, "subscribe": {"unacknowledged_tasks": [launch["launch"]["task"]]}}
+        second = await session.post(url, json=again, headers=headers)
         two = EventReader(second)
         assert (await two.next() or {}).get("type") == "SUBSCRIBED"
         assert await one.next() is None  # the old stream was closed

@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 
-from mesos.agent.core import AgentCore, CoreConfig, command_executor_name
+from mesos.agent.builtin_executors import command_executor_name
+from mesos.agent.core import AgentCore, CoreConfig
 from mesos.agent.events import (
     CloseExecutorStream,
     DestroyContainer,
     Effect,
+    ExecutorDisconnected,
     ExecutorExited,
     ExecutorLaunchFailed,
     ExecutorMessage,
@@ -365,3 +367,173 @@ def test_command_executor_name_truncates_long_commands() -> None:
     task = v1.TaskInfo(name="t", task_id=v1.TaskID(value="t"), agent_id=v1.AgentID(value="a"),
                        command=v1.CommandInfo(shell=False, value="/bin/ls", arguments=["ls", "-l"]))
     assert command_executor_name(task) == "Command Executor (Task: t) (Command: [/bin/ls, ls, -l])"
+
+
+# --------------------------------------------------------------------------- re-subscription
+
+
+def running_custom_executor(h: Harness, *task_ids: str) -> LaunchExecutor:
+    """Executor 'ex' subscribed, with the given tasks launched (still STAGING)."""
+    launch = only(h.do(RunTask(framework_info(), custom_task(task_ids[0]))), LaunchExecutor)[0]
+    for task_id in task_ids[1:]:
+        h.do(RunTask(framework_info(), custom_task(task_id)))
+    h.do(ExecutorSubscribed(FW, "ex"))
+    return launch
+
+
+def test_resubscribe_takes_over_the_unacknowledged_updates(h: Harness) -> None:
+    running_custom_executor(h, "a")
+    status = update("a", "TASK_RUNNING", 1)
+    effects = h.do(ExecutorSubscribed(FW, "ex", (custom_task("a"),), (status,)))
+    assert sent(effects)[0] == "SUBSCRIBED"
+    (fwd,) = only(effects, ForwardStatus)
+    # Through the UPDATE path: stamped, and acknowledged to the executor once taken over.
+    assert fwd.ack_executor == "ex" and fwd.status.uuid == status.uuid
+    assert fwd.status.agent_id == v1.AgentID(value="agent-1")
+    executor = h.core.executor(FW, "ex")
+    assert executor is not None and executor.launched["a"].state == "TASK_RUNNING"
+
+
+@pytest.mark.parametrize(("caps", "state"), [((), "TASK_LOST"),
+                                             (("PARTITION_AWARE",), "TASK_DROPPED")])
+def test_resubscribe_drops_staging_tasks_the_executor_does_not_know(
+    h: Harness, caps: tuple[str, ...], state: str
+) -> None:
+    h.do(RunTask(framework_info(*caps), custom_task("known")))
+    h.do(RunTask(framework_info(*caps), custom_task("lost")))
+    h.do(RunTask(framework_info(*caps), custom_task("running")))
+    h.do(ExecutorSubscribed(FW, "ex"))
+    h.do(ExecutorUpdate(FW, "ex", update("running", "TASK_RUNNING", 1)))
+    effects = h.do(ExecutorSubscribed(FW, "ex", (custom_task("known"),)))
+    (fwd,) = only(effects, ForwardStatus)
+    assert fwd.status.task_id.value == "lost" and fwd.status.state == state
+    assert fwd.status.source == "SOURCE_AGENT" and fwd.status.reason == "REASON_AGENT_RESTARTED"
+    executor = h.core.executor(FW, "ex")
+    assert executor is not None and sorted(executor.launched) == ["known", "running"]
+    assert list(executor.terminated) == ["lost"]
+
+
+def test_launch_and_kill_wait_for_a_disconnected_executor(h: Harness) -> None:
+    running_custom_executor(h, "a")
+    h.do(ExecutorUpdate(FW, "ex", update("a", "TASK_RUNNING", 1)))
+    assert h.do(ExecutorDisconnected(FW, "ex")) == []
+    # Nothing is written to a stream that is not there: both wait.
+    effects = h.do(RunTask(framework_info(), custom_task("b")))
+    assert effects == [] and [t.id for t in h.core.executor(FW, "ex").queued_tasks()] == ["b"]
+    assert h.do(KillTask(FW, "a")) == []
+    effects = h.do(ExecutorSubscribed(FW, "ex"))
+    assert sent(effects) == ["SUBSCRIBED", "LAUNCH", "KILL"]
+    assert event_of(effects[1]).launch.task.task_id.value == "b"  # type: ignore[union-attr]
+    assert event_of(effects[2]).kill.task_id.value == "a"  # type: ignore[union-attr]
+    # Connected again: straight to the executor.
+    assert sent(h.do(RunTask(framework_info(), custom_task("c")))) == ["LAUNCH"]
+
+
+def test_kill_of_a_task_queued_for_a_disconnected_executor_keeps_the_executor(
+    h: Harness,
+) -> None:
+    running_custom_executor(h, "a")
+    h.do(ExecutorUpdate(FW, "ex", update("a", "TASK_FINISHED", 1)))
+    h.do(UpdateAcknowledged(FW, "a", "TASK_FINISHED"))
+    h.do(ExecutorDisconnected(FW, "ex"))
+    h.do(RunTask(framework_info(), custom_task("b")))
+    effects = h.do(KillTask(FW, "b"))
+    assert [f.status.state for f in only(effects, ForwardStatus)] == ["TASK_KILLED"]
+    executor = h.core.executor(FW, "ex")
+    assert executor is not None and executor.state == "RUNNING" and sent(effects) == []
+
+
+# --------------------------------------------------------------------------- subscribing late
+
+
+def test_subscribe_while_terminating_gets_shutdown_and_the_stream_closed(h: Harness) -> None:
+    running_custom_executor(h, "a")
+    h.do(ShutdownExecutor(FW, "ex"))
+    effects = h.do(ExecutorSubscribed(FW, "ex"))
+    assert sent(effects) == ["SHUTDOWN"]
+    assert only(effects, CloseExecutorStream) == [CloseExecutorStream(FW, "ex")]
+    # An executor that is gone by the time its subscription is handled: closed too.
+    assert h.do(ExecutorSubscribed(FW, "nope")) == [CloseExecutorStream(FW, "nope")]
+
+
+# --------------------------------------------------------------------------- ids
+
+
+@pytest.mark.parametrize("bad", ["", ".", "..", "../../x", "a/b", "a\\b", "a\x00b", "a\nb",
+                                 "a\x7fb", "x" * 256])
+@pytest.mark.parametrize("where", ["task", "executor", "framework", "group"])
+def test_an_id_that_is_not_one_path_component_fails_the_task(
+    h: Harness, bad: str, where: str
+) -> None:
+    info = framework_info()
+    if where == "framework":
+        info = v1.FrameworkInfo(user="u", name="f", id=v1.FrameworkID(value=bad))
+    if where == "group":
+        executor = v1.ExecutorInfo(executor_id=v1.ExecutorID(value="dx"), type="DEFAULT")
+        tasks = [command_task("g1"), command_task(bad)]
+        effects = h.do(RunTaskGroup(info, executor, tasks))
+    else:
+        task = (custom_task("t", bad) if where == "executor"
+                else command_task(bad) if where == "task" else command_task("t"))
+        tasks = [task]
+        effects = h.do(RunTask(info, task))
+    fwds = only(effects, ForwardStatus)
+    assert len(fwds) == len(effects) == len(tasks)
+    for fwd, task in zip(fwds, tasks, strict=True):
+        assert fwd.status.task_id == task.task_id and fwd.status.state == "TASK_ERROR"
+        assert fwd.status.reason == "REASON_TASK_INVALID"
+        assert fwd.status.source == "SOURCE_AGENT" and fwd.status.uuid is not None
+        assert "ID is invalid" in (fwd.status.message or "")
+    assert h.core.frameworks == {}  # nothing made, no sandbox path
+
+
+# --------------------------------------------------------------------------- executor updates
+
+
+def test_an_update_after_the_terminal_one_leaves_the_task_alone(h: Harness) -> None:
+    start_command_task(h, "t1")
+    h.do(ExecutorSubscribed(FW, "t1"))
+    h.do(ExecutorUpdate(FW, "t1", update("t1", "TASK_FINISHED", 1)))
+    effects = h.do(ExecutorUpdate(FW, "t1", update("t1", "TASK_RUNNING", 2)))
+    # The status-update manager refuses it; the core does not rewrite the task.
+    assert [f.status.state for f in only(effects, ForwardStatus)] == ["TASK_RUNNING"]
+    executor = h.core.executor(FW, "t1")
+    assert executor is not None and executor.terminated["t1"].state == "TASK_FINISHED"
+    assert [s.state for s in executor.terminated["t1"].statuses] == ["TASK_FINISHED"]
+    assert h.core.valid_status_updates == 1
+
+
+def test_a_duplicate_update_is_recorded_once(h: Harness) -> None:
+    start_command_task(h, "t1")
+    h.do(ExecutorSubscribed(FW, "t1"))
+    h.do(ExecutorUpdate(FW, "t1", update("t1", "TASK_RUNNING", 1)))
+    effects = h.do(ExecutorUpdate(FW, "t1", update("t1", "TASK_RUNNING", 1)))
+    assert only(effects, ForwardStatus)[0].ack_executor == "t1"  # acknowledged again
+    executor = h.core.executor(FW, "t1")
+    assert executor is not None and len(executor.launched["t1"].statuses) == 1
+    assert h.core.valid_status_updates == 1
+
+
+def test_calls_of_a_terminated_executor_are_dropped(h: Harness) -> None:
+    launch = running_custom_executor(h, "a")
+    h.do(ExecutorExited(FW, "ex", launch.container_id, 0))
+    assert h.do(ExecutorUpdate(FW, "ex", update("other", "TASK_RUNNING", 1))) == []
+    assert h.core.invalid_status_updates == 1
+    assert h.do(ExecutorMessage(FW, "ex", b"late")) == []
+
+
+# --------------------------------------------------------------------------- master events
+
+
+def test_run_task_without_a_framework_id_is_ignored(h: Harness) -> None:
+    info = v1.FrameworkInfo(user="u", name="f")
+    assert h.do(RunTask(info, command_task("t"))) == []
+    assert h.core.frameworks == {}
+
+
+def test_a_failed_master_event_leaves_no_half_made_framework() -> None:
+    core = Harness().core
+    core.agent_info = v1.AgentInfo(hostname="h", port=5051)  # not registered: cannot launch
+    with pytest.raises(AssertionError):
+        core.handle(RunTask(framework_info(), command_task("t")), 1.0)
+    assert core.frameworks == {}

@@ -2,11 +2,13 @@
 
 Decode, validate, hand to the agent, answer with Mesos' status codes:
 
-* 405 not a POST; 400 no Content-Type; 415 not JSON; 406 SUBSCRIBE not accepting JSON;
-* 400 a body that does not parse or validate (the message names the field),
-  ``Framework cannot be found``, ``Executor cannot be found``;
+* 405 not a POST; 400 no Content-Type; 415 not JSON;
+* 400 a body that does not parse or validate (the message names the field);
+* 406 SUBSCRIBE not accepting JSON (checked before the executor is looked up);
+* 400 ``Framework cannot be found``, ``Executor cannot be found``;
 * 403 ``Executor is not subscribed`` for any call but SUBSCRIBE before subscribing;
-* 200 and an event stream for SUBSCRIBE (a new subscription replaces the old stream);
+* 200 and an event stream for SUBSCRIBE (a new subscription replaces the old stream;
+  an executor being shut down gets SHUTDOWN and the stream ends);
 * 202 for UPDATE, MESSAGE and HEARTBEAT.
 """
 
@@ -27,16 +29,27 @@ _HEARTBEAT = codec.encode(ev1.Event(type="HEARTBEAT"))
 
 
 def validate_call(call: ev1.Call) -> str | None:
-    """Mesos' ``executor::call::validate``: the first problem, or None."""
-    if call.type == "SUBSCRIBE" and call.subscribe is None:
-        return "Expecting 'subscribe' to be present"
+    """Mesos' ``executor::call::validate``: the first problem, or None.
+
+    The unacknowledged updates a SUBSCRIBE carries are checked as UPDATE calls: they
+    go the same way.
+    """
+    if call.type == "SUBSCRIBE":
+        if call.subscribe is None:
+            return "Expecting 'subscribe' to be present"
+        return next((p for u in call.subscribe.unacknowledged_updates
+                     if (p := _validate_update(call, u)) is not None), None)
     if call.type == "MESSAGE" and call.message is None:
         return "Expecting 'message' to be present"
     if call.type != "UPDATE":
         return None
     if call.update is None:
         return "Expecting 'update' to be present"
-    status = call.update.status
+    return _validate_update(call, call.update)
+
+
+def _validate_update(call: ev1.Call, update: ev1.Update) -> str | None:
+    status = update.status
     if status.uuid is None:
         return "Expecting 'uuid' to be present"
     if len(status.uuid) != 16:
@@ -67,15 +80,16 @@ async def executor_api(request: web.Request) -> web.StreamResponse:
         return responses.bad_request(f"Failed to validate executor::Call: {problem}")
     if call.type == "UNKNOWN":
         return responses.text(501, "Received 'UNKNOWN' call")
+    if call.type == "SUBSCRIBE" and not responses.accepts_json(request):
+        return responses.text(406, "Expecting 'Accept' to allow 'application/json'")
     framework_id = call.framework_id.value
     executor_id = call.executor_id.value
     error = agent.core.executor_call_error(framework_id, executor_id, call.type)
     if error is not None:
         return responses.text(*error)
     if call.type == "SUBSCRIBE":
-        if not responses.accepts_json(request):
-            return responses.text(406, "Expecting 'Accept' to allow 'application/json'")
-        return await _subscribe(request, framework_id, executor_id)
+        assert call.subscribe is not None
+        return await _subscribe(request, framework_id, executor_id, call.subscribe)
     if call.type == "UPDATE":
         assert call.update is not None
         agent.executor_update(framework_id, executor_id, call.update.status)
@@ -86,7 +100,7 @@ async def executor_api(request: web.Request) -> web.StreamResponse:
 
 
 async def _subscribe(
-    request: web.Request, framework_id: str, executor_id: str
+    request: web.Request, framework_id: str, executor_id: str, subscribe: ev1.Subscribe
 ) -> web.StreamResponse:
     agent = request.app[AGENT]
 
@@ -100,5 +114,7 @@ async def _subscribe(
         on_close=closed,
     )
     await stream.prepare()
-    agent.executor_subscribed(framework_id, executor_id, stream)
+    # The executor may have been removed while the response headers went out.
+    if not agent.executor_subscribed(framework_id, executor_id, stream, subscribe):
+        stream.close()
     return await stream.run()

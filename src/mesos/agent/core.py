@@ -14,6 +14,11 @@ Executor life cycle (as Mesos' ``Executor::State``)::
          |                                                                    ^
          +------------------ exit / registration timeout ---------------------+
 
+A RUNNING executor whose event stream broke is *disconnected* until it subscribes
+again: LAUNCH and KILL wait for that. Re-subscribing, it names the updates it could
+not get acknowledged (taken over then) and the tasks it knows; a launched task still
+STAGING that it does not know is lost, as in Mesos' ``Slave::subscribe``.
+
 A task of an executor is *queued* until the executor subscribes, then *launched*
 (sent as LAUNCH / LAUNCH_GROUP); a terminal update moves it to *terminated*, and the
 scheduler's acknowledgement of that update moves it to *completed*. A TERMINATED
@@ -32,11 +37,17 @@ from typing import Any
 import msgspec
 
 from mesos.agent import paths
+from mesos.agent.builtin_executors import (
+    allocation_role,
+    command_executor_info,
+    default_executor_info,
+)
 from mesos.agent.events import (
     CloseExecutorStream,
     DestroyContainer,
     Effect,
     Event,
+    ExecutorDisconnected,
     ExecutorExited,
     ExecutorLaunchFailed,
     ExecutorMessage,
@@ -69,9 +80,6 @@ from mesos.v1.mesos import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
 
-# Mesos' DEFAULT_EXECUTOR_CPUS / DEFAULT_EXECUTOR_MEM: the command executor's allowance.
-COMMAND_EXECUTOR_CPUS = 0.1
-COMMAND_EXECUTOR_MEM = 32.0
 MAX_COMPLETED_FRAMEWORKS = 50
 
 
@@ -83,42 +91,6 @@ class CoreConfig:
     shutdown_grace_period: float = 5.0
     registration_timeout: float = 60.0
     max_completed_executors_per_framework: int = 150
-
-
-def command_executor_name(task: v1.TaskInfo) -> str:
-    """``Command Executor (Task: <id>) (Command: sh -c '<first 12 chars>...')``."""
-    command = task.command or v1.CommandInfo()
-    if command.shell:
-        value = command.value or ""
-        shown = value if len(value) <= 15 else value[:12] + "..."
-        text = f"sh -c '{shown}'"
-    else:
-        text = "[" + ", ".join([command.value or "", *command.arguments]) + "]"
-    return f"Command Executor (Task: {task.task_id.value}) (Command: {text})"
-
-
-def allocation_role(resources: list[v1.Resource], info: v1.FrameworkInfo) -> str | None:
-    """The role the resources were allocated to, else the framework's only role."""
-    for resource in resources:
-        if resource.allocation_info is not None and resource.allocation_info.role:
-            return resource.allocation_info.role
-    if len(info.roles) == 1:
-        return info.roles[0]
-    return info.role if info.role is not None else ("*" if not info.roles else None)
-
-
-def _argv_command(argv: tuple[str, ...]) -> v1.CommandInfo:
-    return v1.CommandInfo(shell=False, value=argv[0], arguments=list(argv))
-
-
-def _overhead(role: str | None) -> list[v1.Resource]:
-    alloc = v1.AllocationInfo(role=role) if role is not None else None
-    return [
-        v1.Resource(name="cpus", type="SCALAR", scalar=v1.Scalar(value=COMMAND_EXECUTOR_CPUS),
-                    allocation_info=alloc),
-        v1.Resource(name="mem", type="SCALAR", scalar=v1.Scalar(value=COMMAND_EXECUTOR_MEM),
-                    allocation_info=alloc),
-    ]
 
 
 class AgentCore:
@@ -158,6 +130,7 @@ class AgentCore:
             UpdateFramework: self._update_framework,
             FrameworkMessage: self._framework_message,
             ExecutorSubscribed: self._executor_subscribed,
+            ExecutorDisconnected: self._executor_disconnected,
             ExecutorUpdate: self._executor_update,
             ExecutorMessage: self._executor_message,
             ExecutorStarted: self._executor_started,
@@ -206,7 +179,15 @@ class AgentCore:
 
     def handle(self, event: Event, now: float) -> list[Effect]:
         handler = self._handlers[type(event)]
-        return handler(event, now)
+        known = set(self.frameworks)
+        try:
+            return handler(event, now)
+        except Exception:
+            # Leave no half-made framework behind (one with no executor).
+            for framework_id in set(self.frameworks) - known:
+                if not self.frameworks[framework_id].executors:
+                    del self.frameworks[framework_id]
+            raise
 
     # ------------------------------------------------------------------ master events
 
@@ -217,7 +198,7 @@ class AgentCore:
         return []
 
     def _framework_for(self, info: v1.FrameworkInfo) -> Framework:
-        assert info.id is not None, "RUN_TASK without a framework id"
+        assert info.id is not None, "checked by _refusal"
         framework = self.frameworks.get(info.id.value)
         if framework is None:
             framework = Framework(
@@ -231,28 +212,58 @@ class AgentCore:
             framework.info = info
         return framework
 
+    def _refusal(
+        self, info: v1.FrameworkInfo, tasks: list[v1.TaskInfo], executor: v1.ExecutorInfo | None,
+        now: float,
+    ) -> list[Effect] | None:
+        """What to answer tasks the agent cannot run as given (None: they can run).
+
+        Ids become sandbox path components: an id that is not one valid component
+        fails every task of the launch with TASK_ERROR (REASON_TASK_INVALID).
+        """
+        if info.id is None:
+            log.error("Ignoring %s: its framework has no id",
+                      ", ".join(f"task '{t.task_id.value}'" for t in tasks))
+            return []
+        named = [("Framework", info.id.value)]
+        named += [("Executor", executor.executor_id.value)] if executor is not None else []
+        named += [("Task", t.task_id.value) for t in tasks]
+        problem = next((f"{kind} ID is invalid: {error}" for kind, value in named
+                        if (error := paths.id_error(value)) is not None), None)
+        if problem is None:
+            return None
+        log.warning("Refusing %s of framework %r: %s",
+                    ", ".join(f"task {t.task_id.value!r}" for t in tasks), info.id.value, problem)
+        return [
+            ForwardStatus(info.id.value, self._status(
+                t.task_id.value, "TASK_ERROR", "REASON_TASK_INVALID", problem, now))
+            for t in tasks
+        ]
+
     def _run_task(self, event: RunTask, now: float) -> list[Effect]:
-        framework = self._framework_for(event.framework_info)
         task = event.task
+        refusal = self._refusal(event.framework_info, [task], task.executor, now)
+        if refusal is not None:
+            return refusal
+        framework = self._framework_for(event.framework_info)
         role = allocation_role(task.resources, framework.info)
         if task.executor is not None:
             info = task.executor
             command_executor = False
         else:
-            info = self._command_executor_info(task, framework, role)
+            info = command_executor_info(
+                task, framework.info, role, self.config.command_executor_argv)
             command_executor = True
         log.info("Got assigned task '%s' of framework %s", task.task_id.value, framework.id)
         tasks = [Task(task, framework.id, info.executor_id.value)]
         return self._launch(framework, info, tasks, False, command_executor, role, now)
 
     def _run_task_group(self, event: RunTaskGroup, now: float) -> list[Effect]:
+        refusal = self._refusal(event.framework_info, event.tasks, event.executor, now)
+        if refusal is not None:
+            return refusal
         framework = self._framework_for(event.framework_info)
-        info = event.executor
-        if info.type is None:
-            info = msgspec.structs.replace(info, type="DEFAULT")
-        if info.command is None and info.type == "DEFAULT":
-            argv = self.config.default_executor_argv
-            info = msgspec.structs.replace(info, command=_argv_command(argv))
+        info = default_executor_info(event.executor, self.config.default_executor_argv)
         tasks = [Task(t, framework.id, info.executor_id.value) for t in event.tasks]
         role = allocation_role(
             [r for t in event.tasks for r in t.resources] + info.resources, framework.info
@@ -260,24 +271,6 @@ class AgentCore:
         ids = ", ".join(t.id for t in tasks)
         log.info("Got assigned task group [%s] of framework %s", ids, framework.id)
         return self._launch(framework, info, tasks, True, False, role, now)
-
-    def _command_executor_info(
-        self, task: v1.TaskInfo, framework: Framework, role: str | None
-    ) -> v1.ExecutorInfo:
-        command = _argv_command(self.config.command_executor_argv)
-        if task.command is not None and task.command.user is not None:
-            command = msgspec.structs.replace(command, user=task.command.user)
-        return v1.ExecutorInfo(
-            type="CUSTOM",
-            executor_id=v1.ExecutorID(value=task.task_id.value),
-            framework_id=framework.info.id,
-            command=command,
-            container=task.container,
-            resources=_overhead(role),
-            name=command_executor_name(task),
-            source=task.task_id.value,
-            labels=task.labels,
-        )
 
     def _launch(
         self,
@@ -306,7 +299,7 @@ class AgentCore:
                     executor.info, framework.info, role, command_executor,
                 )
             )
-        if executor.state == "RUNNING":
+        if executor.state == "RUNNING" and executor.connected:
             effects.append(self._send_launch(executor, QueuedLaunch(tasks, group)))
         else:
             executor.queued.append(QueuedLaunch(tasks, group))
@@ -382,6 +375,11 @@ class AgentCore:
             return self._kill_queued(framework, executor, launch, now)
         if event.task_id in executor.terminated:
             return []
+        if not executor.connected:
+            log.info("Killing task '%s' once executor '%s' of framework %s re-subscribes",
+                     event.task_id, executor.id, framework.id)
+            executor.pending_kills[event.task_id] = event.kill_policy
+            return []
         log.info("Asking executor '%s' of framework %s to kill task '%s'",
                  executor.id, framework.id, event.task_id)
         kill = ev1.Kill(task_id=v1.TaskID(value=event.task_id), kill_policy=event.kill_policy)
@@ -400,7 +398,7 @@ class AgentCore:
             self._record(executor, task, status)
             executor.terminated[task.id] = task
             effects.append(ForwardStatus(framework.id, status))
-        if not executor.queued and not executor.launched:
+        if executor.state == "REGISTERING" and not executor.queued and not executor.launched:
             # Nothing left for this executor to run: do not leave it behind.
             effects.extend(self._begin_shutdown(framework, executor))
         return effects
@@ -477,14 +475,19 @@ class AgentCore:
     # ------------------------------------------------------------------ executor events
 
     def _executor_subscribed(self, event: ExecutorSubscribed, now: float) -> list[Effect]:
+        executor = self.executor(event.framework_id, event.executor_id)
+        if executor is None:  # removed meanwhile: the service closes the stream
+            return [CloseExecutorStream(event.framework_id, event.executor_id)]
         framework = self.frameworks[event.framework_id]
-        executor = framework.executors[event.executor_id]
         if executor.state in ("TERMINATING", "TERMINATED"):
             log.info("Executor '%s' of framework %s subscribed while %s; shutting it down",
                      executor.id, framework.id, executor.state.lower())
-            return [SendToExecutor(framework.id, executor.id, ev1.Event(type="SHUTDOWN"))]
-        log.info("Executor '%s' of framework %s subscribed", executor.id, framework.id)
+            return [SendToExecutor(framework.id, executor.id, ev1.Event(type="SHUTDOWN")),
+                    CloseExecutorStream(framework.id, executor.id)]
+        log.info("Executor '%s' of framework %s %s", executor.id, framework.id,
+                 "re-subscribed" if executor.state == "RUNNING" else "subscribed")
         executor.state = "RUNNING"
+        executor.connected = True
         subscribed = ev1.Subscribed(
             executor_info=executor.info,
             framework_info=framework.info,
@@ -495,35 +498,92 @@ class AgentCore:
             SendToExecutor(framework.id, executor.id,
                            ev1.Event(type="SUBSCRIBED", subscribed=subscribed))
         ]
+        # Slave::subscribe: the updates the executor could not get acknowledged first
+        # (each is acknowledged once taken over), then the tasks it never heard of.
+        for status in event.unacknowledged_updates:
+            update = ExecutorUpdate(framework.id, executor.id, status)
+            effects.extend(self._executor_update(update, now))
+        known = {t.task_id.value for t in event.unacknowledged_tasks}
+        effects.extend(self._drop_unknown_staging(framework, executor, known, now))
         queued, executor.queued = executor.queued, []
         effects.extend(self._send_launch(executor, launch) for launch in queued)
+        kills, executor.pending_kills = executor.pending_kills, {}
+        effects.extend(
+            SendToExecutor(framework.id, executor.id, ev1.Event(
+                type="KILL", kill=ev1.Kill(task_id=v1.TaskID(value=task_id), kill_policy=policy)))
+            for task_id, policy in kills.items() if task_id in executor.launched)
         return effects
 
+    def _drop_unknown_staging(
+        self, framework: Framework, executor: Executor, known: set[str], now: float
+    ) -> list[Effect]:
+        """A launched task still STAGING that the executor does not name never reached it."""
+        state = "TASK_DROPPED" if framework.partition_aware() else "TASK_LOST"
+        effects: list[Effect] = []
+        for task in list(executor.launched.values()):
+            if task.state != "TASK_STAGING" or task.id in known:
+                continue
+            log.warning("Task '%s' of framework %s is %s: executor '%s' re-subscribed without "
+                        "knowing it", task.id, framework.id, state, executor.id)
+            # Mesos' reason (REASON_SLAVE_RESTARTED in v0) for the same case.
+            status = self._status(task.id, state, "REASON_AGENT_RESTARTED",
+                                  "Task unknown to the executor when it re-subscribed", now,
+                                  executor.id)
+            self._apply_status(executor, task, status)
+            effects.append(ForwardStatus(framework.id, status))
+        return effects
+
+    def _executor_disconnected(self, event: ExecutorDisconnected, now: float) -> list[Effect]:
+        executor = self.executor(event.framework_id, event.executor_id)
+        if executor is not None:
+            executor.connected = False
+        return []
+
     def _executor_update(self, event: ExecutorUpdate, now: float) -> list[Effect]:
-        executor = self.frameworks[event.framework_id].executors[event.executor_id]
-        status = event.status
+        executor = self.executor(event.framework_id, event.executor_id)
+        if executor is None or executor.state == "TERMINATED":
+            log.warning("Ignoring status update %s for task '%s': executor '%s' of framework "
+                        "%s has terminated", event.status.state, event.status.task_id.value,
+                        event.executor_id, event.framework_id)
+            self.invalid_status_updates += 1
+            return []
+        status = self._stamped(executor, event.status, now)
+        forward = ForwardStatus(event.framework_id, status, ack_executor=executor.id)
+        task = executor.find_task(status.task_id.value)
+        if task is not None and (task.state in TERMINAL_STATES
+                                 or any(s.uuid == status.uuid for s in task.statuses)):
+            # A duplicate, or an update after the terminal one: the task keeps its record;
+            # the status-update manager acknowledges the former and refuses the latter.
+            return [forward]
+        self.valid_status_updates += 1
+        if task is not None:
+            self._apply_status(executor, task, status)
+        else:
+            log.warning("Status update %s for unknown task '%s' of executor '%s'",
+                        status.state, status.task_id.value, executor.id)
+        return [forward]
+
+    def _stamped(self, executor: Executor, status: v1.TaskStatus, now: float) -> v1.TaskStatus:
+        """The executor's update as the agent passes it on (agent, executor, container)."""
         container_status = status.container_status or v1.ContainerStatus()
         if container_status.container_id is None:
             container_status = msgspec.structs.replace(
                 container_status, container_id=v1.ContainerID(value=executor.container_id),
                 executor_pid=container_status.executor_pid or executor.pid)
-        status = msgspec.structs.replace(
+        return msgspec.structs.replace(
             status,
             agent_id=self.agent_info.id,
             executor_id=v1.ExecutorID(value=executor.id),
             timestamp=status.timestamp if status.timestamp is not None else now,
             container_status=container_status,
         )
-        self.valid_status_updates += 1
-        task = executor.find_task(status.task_id.value)
-        if task is not None:
-            self._apply_status(executor, task, status)
-        else:
-            log.warning("Status update %s for unknown task '%s' of executor '%s'",
-                        status.state, status.task_id.value, executor.id)
-        return [ForwardStatus(event.framework_id, status, ack_executor=executor.id)]
 
     def _executor_message(self, event: ExecutorMessage, now: float) -> list[Effect]:
+        executor = self.executor(event.framework_id, event.executor_id)
+        if executor is None or executor.state == "TERMINATED":
+            log.warning("Dropping message of executor '%s' of framework %s: it has terminated",
+                        event.executor_id, event.framework_id)
+            return []
         return [ExecutorMessageToMaster(event.framework_id, event.executor_id, event.data)]
 
     def _current(self, framework_id: str, executor_id: str, container_id: str) -> Executor | None:
@@ -691,5 +751,6 @@ class AgentCore:
                 assert all(t.state not in TERMINAL_STATES for t in executor.queued_tasks())
                 assert all(t.state not in TERMINAL_STATES for t in executor.launched.values())
                 assert all(t.state in TERMINAL_STATES for t in executor.terminated.values())
-                if executor.state in ("RUNNING", "TERMINATED"):
+                if executor.state == "TERMINATED" or (
+                        executor.state == "RUNNING" and executor.connected):
                     assert not executor.queued

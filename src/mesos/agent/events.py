@@ -74,7 +74,21 @@ class FrameworkMessage:
 
 @dataclass(frozen=True, slots=True)
 class ExecutorSubscribed:
-    """An executor's SUBSCRIBE call was accepted; its stream is open."""
+    """An executor's SUBSCRIBE call was accepted; its stream is open.
+
+    A re-subscribing executor names the tasks it was given but has no acknowledged
+    update of yet, and the updates it sent that were not acknowledged (ref §4.2).
+    """
+
+    framework_id: str
+    executor_id: str
+    unacknowledged_tasks: tuple[v1.TaskInfo, ...] = ()
+    unacknowledged_updates: tuple[v1.TaskStatus, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorDisconnected:
+    """The event stream of a subscribed executor broke (the process may live on)."""
 
     framework_id: str
     executor_id: str
@@ -151,6 +165,7 @@ Event = (
     | UpdateFramework
     | FrameworkMessage
     | ExecutorSubscribed
+    | ExecutorDisconnected
     | ExecutorUpdate
     | ExecutorMessage
     | ExecutorStarted

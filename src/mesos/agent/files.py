@@ -1,15 +1,20 @@
 """``/files/browse``, ``/files/read``, ``/files/download``: sandboxes over HTTP.
 
-Only what lies under the agent's ``--work_dir`` is served. A request names either a
-real path (``/tmp/w/slaves/<id>/frameworks/.../runs/<container>/stdout``) or the
-virtual path Mesos attaches for every executor,
-``/frameworks/<fw>/executors/<exec>/runs/latest`` (or ``runs/<container>``), plus
-a suffix. Symlinks are resolved before the check, so ``..`` and links cannot leave
-the work dir (403). Missing files are 404; a missing ``path`` or a bad number 400.
+Only sandboxes are served: what lies in some
+``<work_dir>/slaves/<agent>/frameworks/<fw>/executors/<exec>/runs/<container>``. A
+request names either a real path (``/tmp/w/slaves/<id>/frameworks/.../runs/<container>/stdout``)
+or the virtual path Mesos attaches for every executor,
+``/frameworks/<fw>/executors/<exec>/runs/latest`` (or ``runs/<container>``), plus a
+suffix. Symlinks are resolved before the check, so ``..`` and links cannot leave the
+sandboxes (403); a link from one sandbox into another is followed. Missing files are
+404; a missing ``path``, a NUL in it or a bad number 400; reading or downloading
+anything but a regular file (a directory, a FIFO, ...) 400. File system work runs in
+a thread, never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import grp
 import json
 import os
@@ -24,7 +29,7 @@ from mesos.agent import paths
 from mesos.agent.keys import AGENT
 from mesos.http import responses
 
-__all__ = ["browse", "download", "read", "resolve"]
+__all__ = ["browse", "download", "in_sandbox", "listing", "read", "read_file", "resolve"]
 
 _VIRTUAL = re.compile(r"^/frameworks/([^/]+)/executors/([^/]+)/runs/([^/]+)(/.*)?$")
 # Mesos caps one read at 16 pages.
@@ -41,6 +46,8 @@ def resolve(work_dir: str, agent_id: str | None, path: str) -> str:
     """The real, canonical path for a requested one; FilesError if refused."""
     if not path:
         raise FilesError(400, "Expecting 'path=value' in query.")
+    if "\x00" in path:
+        raise FilesError(400, "Expecting 'path' without NUL bytes.")
     match = _VIRTUAL.match(path.rstrip("/") or "/")
     if match is not None:
         if agent_id is None:
@@ -54,11 +61,22 @@ def resolve(work_dir: str, agent_id: str | None, path: str) -> str:
         raise FilesError(404, f"'{path}' not found")
     root = os.path.realpath(work_dir)
     real = os.path.realpath(candidate)
-    if real != root and not real.startswith(root + os.sep):
+    if not in_sandbox(root, real):
         raise FilesError(403, f"'{path}' is inaccessible")
     if not os.path.exists(real):
         raise FilesError(404, f"'{path}' not found")
     return real
+
+
+def in_sandbox(root: str, real: str) -> bool:
+    """Whether ``real`` is a run directory ``slaves/*/frameworks/*/executors/*/runs/*``
+    under ``root`` or lies inside one (both canonical paths)."""
+    prefix = root.rstrip(os.sep) + os.sep
+    if not real.startswith(prefix):
+        return False
+    parts = real[len(prefix):].split(os.sep)
+    return len(parts) >= 8 and (parts[0], parts[2], parts[4], parts[6]) == (
+        "slaves", "frameworks", "executors", "runs")
 
 
 def _json(request: web.Request, data: Any) -> web.Response:
@@ -69,9 +87,10 @@ def _json(request: web.Request, data: Any) -> web.Response:
     return web.Response(text=text, content_type="application/json")
 
 
-def _resolve_request(request: web.Request) -> str:
+async def _resolve_request(request: web.Request) -> str:
     agent = request.app[AGENT]
-    return resolve(agent.core.config.work_dir, agent.core.agent_id, request.query.get("path", ""))
+    return await asyncio.to_thread(
+        resolve, agent.core.config.work_dir, agent.core.agent_id, request.query.get("path", ""))
 
 
 def _error(exc: FilesError) -> web.Response:
@@ -98,21 +117,28 @@ def file_info(virtual_path: str, st: os.stat_result) -> dict[str, Any]:
     }
 
 
-async def browse(request: web.Request) -> web.Response:
-    try:
-        real = _resolve_request(request)
-    except FilesError as exc:
-        return _error(exc)
-    requested = request.query["path"].rstrip("/")
-    listing: list[dict[str, Any]] = []
+def listing(real: str, requested: str) -> list[dict[str, Any]]:
+    """The entries of the directory ``real``, named under ``requested`` (blocking)."""
+    out: list[dict[str, Any]] = []
     if os.path.isdir(real):
         for name in sorted(os.listdir(real)):
             try:
                 st = os.stat(os.path.join(real, name))
             except OSError:
                 continue
-            listing.append(file_info(f"{requested}/{name}", st))
-    return _json(request, listing)
+            out.append(file_info(f"{requested}/{name}", st))
+    return out
+
+
+async def browse(request: web.Request) -> web.Response:
+    try:
+        real = await _resolve_request(request)
+        entries = await asyncio.to_thread(listing, real, request.query["path"].rstrip("/"))
+    except FilesError as exc:
+        return _error(exc)
+    except OSError as exc:
+        return responses.text(500, f"Failed to browse: {exc.strerror or exc}")
+    return _json(request, entries)
 
 
 def _parse_int(request: web.Request, name: str) -> int:
@@ -128,21 +154,35 @@ def _parse_int(request: web.Request, name: str) -> int:
     return value
 
 
+def _require_regular(mode: int, verb: str) -> None:
+    if stat.S_ISDIR(mode):
+        raise FilesError(400, f"Cannot {verb} a directory.")
+    if not stat.S_ISREG(mode):
+        raise FilesError(400, f"Cannot {verb} a file that is not a regular file.")
+
+
+def read_file(real: str, offset: int, length: int) -> tuple[bytes, int]:
+    """``(data, offset)`` as ``/files/read`` answers (blocking; never waits on a FIFO)."""
+    _require_regular(os.stat(real).st_mode, "read")
+    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)  # what was opened, should the path have changed meanwhile
+        _require_regular(st.st_mode, "read")
+        if offset == -1 or offset >= st.st_size:
+            return b"", st.st_size
+        if length == -1:
+            length = st.st_size - offset
+        return os.pread(fd, min(length, MAX_READ), offset), offset
+    finally:
+        os.close(fd)
+
+
 async def read(request: web.Request) -> web.Response:
     try:
         offset = _parse_int(request, "offset")
         length = _parse_int(request, "length")
-        real = _resolve_request(request)
-        if os.path.isdir(real):
-            raise FilesError(400, "Cannot read a directory.")
-        with open(real, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if offset == -1 or offset >= size:
-                return _json(request, {"data": "", "offset": size})
-            if length == -1:
-                length = size - offset
-            fh.seek(offset)
-            data = fh.read(min(length, MAX_READ))
+        real = await _resolve_request(request)
+        data, offset = await asyncio.to_thread(read_file, real, offset, length)
     except FilesError as exc:
         return _error(exc)
     except OSError as exc:
@@ -152,11 +192,13 @@ async def read(request: web.Request) -> web.Response:
 
 async def download(request: web.Request) -> web.StreamResponse:
     try:
-        real = _resolve_request(request)
-        if os.path.isdir(real):
-            raise FilesError(400, "Cannot download a directory.")
+        real = await _resolve_request(request)
+        mode = (await asyncio.to_thread(os.stat, real)).st_mode
+        _require_regular(mode, "download")
     except FilesError as exc:
         return _error(exc)
+    except OSError as exc:
+        return responses.text(500, f"Failed to download file: {exc.strerror or exc}")
     headers = {
         "Content-Type": "application/octet-stream",
         "Content-Disposition": f"attachment; filename={os.path.basename(real)}",

@@ -54,7 +54,6 @@ FLAGS: list[Flag] = [
     Flag("launcher", str, "posix", "Launcher: 'posix' (process groups via setsid)."),
     Flag("sandbox_directory", str, "/mnt/mesos/sandbox",
          "Sandbox path inside a container with its own root filesystem."),
-    Flag("gc_delay", Duration, "1weeks", "How long to keep finished sandboxes."),
     Flag("max_completed_executors_per_framework", int, 150,
          "Completed executors kept per framework for the endpoints."),
     Flag("logging_level", str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),

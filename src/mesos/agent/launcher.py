@@ -25,6 +25,7 @@ __all__ = [
     "group_pids",
     "kill_group",
     "kill_session",
+    "kill_session_remains",
     "launch",
     "session_pids",
     "wait_status",
@@ -127,8 +128,9 @@ async def launch(
                 env=dict(env),
                 start_new_session=True,
             )
-    except OSError as exc:
-        raise LaunchError(f"{exc.strerror or exc}: '{command.value}'") from None
+    except (OSError, ValueError) as exc:  # ValueError: NUL bytes, a variable named 'A=B'
+        reason = getattr(exc, "strerror", None) or exc
+        raise LaunchError(f"{reason}: '{command.value}'") from None
 
 
 def kill_group(pgid: int) -> bool:
@@ -195,6 +197,18 @@ def kill_session(sid: int, rounds: int = 5) -> int:
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
     return killed
+
+
+def kill_session_remains(sid: int, rounds: int = 5) -> int:
+    """``kill_session`` for a session whose leader (pid ``sid``) was already reaped.
+
+    While any process of the session lives, the kernel does not hand its id out again.
+    So if a process ``sid`` exists now, the number was reused and nothing of the old
+    session is left: touch nothing (that process and its group are someone else's).
+    """
+    if os.path.exists(f"/proc/{sid}"):
+        return 0
+    return kill_session(sid, rounds)
 
 
 def wait_status(returncode: int) -> int:

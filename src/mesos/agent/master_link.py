@@ -228,10 +228,17 @@ class MasterLink:
                     interval = event.payload.get("ping_interval_seconds")
                     if interval:
                         self.ping_interval = float(interval)
-                self._on_event(event)
+                self._deliver(event)
                 if self._stopped:
                     return subscribed
         return subscribed
+
+    def _deliver(self, event: MasterEvent) -> None:
+        """Hand one event to the agent; a failure to handle it loses that event only."""
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception("Failed to handle %s from the master; going on", event.type)
 
     def post(self, call: AgentCall) -> None:
         """Queue a call; it is sent after every call queued before it (dropped if the
@@ -241,13 +248,15 @@ class MasterLink:
     async def _drain_outbox(self) -> None:
         while True:
             call = await self._outbox.get()
-            await self.send(call)
+            try:
+                await self.send(call)
+            finally:
+                self._outbox.task_done()
 
     async def flush(self, timeout: float) -> None:
-        """Wait (bounded) until every queued call has been tried."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not self._outbox.empty() and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        """Wait (bounded) until every queued call has been tried, the one being sent too."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._outbox.join(), timeout)
 
     async def send(self, call: AgentCall) -> bool:
         """POST one call on the current subscription; False if it did not get through."""

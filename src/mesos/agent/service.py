@@ -27,6 +27,7 @@ from mesos.agent.events import (
     DestroyContainer,
     Effect,
     Event,
+    ExecutorDisconnected,
     ExecutorExited,
     ExecutorLaunchFailed,
     ExecutorMessage,
@@ -317,14 +318,23 @@ class Agent:
 
     # ------------------------------------------------------------------ executors
 
-    def executor_subscribed(self, framework_id: str, executor_id: str,
-                            stream: EventStream) -> None:
+    def executor_subscribed(self, framework_id: str, executor_id: str, stream: EventStream,
+                            subscribe: ev1.Subscribe | None = None) -> bool:
+        """Take ``stream`` as the executor's; False if the executor is gone by now."""
+        if self.core.executor(framework_id, executor_id) is None:
+            log.warning("Executor '%s' of framework %s went away while subscribing",
+                        executor_id, framework_id)
+            return False
         key = (framework_id, executor_id)
         old = self.streams.get(key)
         if old is not None and old is not stream:
             old.close()
         self.streams[key] = stream
-        self.dispatch(ExecutorSubscribed(framework_id, executor_id))
+        subscribe = subscribe or ev1.Subscribe()
+        self.dispatch(ExecutorSubscribed(
+            framework_id, executor_id, tuple(subscribe.unacknowledged_tasks),
+            tuple(u.status for u in subscribe.unacknowledged_updates)))
+        return True
 
     def executor_stream_closed(self, framework_id: str, executor_id: str,
                                stream: EventStream) -> None:
@@ -332,6 +342,7 @@ class Agent:
             del self.streams[(framework_id, executor_id)]
             log.info("Executor '%s' of framework %s closed its event stream",
                      executor_id, framework_id)
+            self.dispatch(ExecutorDisconnected(framework_id, executor_id))
 
     def executor_update(self, framework_id: str, executor_id: str,
                         status: v1.TaskStatus) -> None:
@@ -353,17 +364,20 @@ class Agent:
             log.info("Launching executor '%s' of framework %s in container %s (sandbox %s)",
                      effect.executor_id, effect.framework_id, cid, effect.directory)
             process = await launcher.launch(command, effect.directory, env)
-        except (OSError, launcher.LaunchError) as exc:
+        except Exception as exc:  # whatever it is, the tasks must not stay STAGING
+            known = isinstance(exc, (OSError, launcher.LaunchError))
             log.error("Failed to launch executor '%s' of framework %s: %s",
-                      effect.executor_id, effect.framework_id, exc)
+                      effect.executor_id, effect.framework_id, exc, exc_info=not known)
             self.dispatch(ExecutorLaunchFailed(effect.framework_id, effect.executor_id, cid,
-                                               str(exc)))
+                                               str(exc) or type(exc).__name__))
             return
         self.processes[cid] = process
         self.dispatch(ExecutorStarted(effect.framework_id, effect.executor_id, cid, process.pid))
         executor = self.core.executor(effect.framework_id, effect.executor_id)
-        if executor is None or executor.container_id != cid or executor.state != "REGISTERING":
-            # Shut down while we were starting it (e.g. the agent is stopping).
+        if (executor is None or executor.container_id != cid or executor.state == "TERMINATED"
+                or (executor.state == "TERMINATING" and not executor.connected)):
+            # Shut down while we were starting it (e.g. the agent is stopping); one that
+            # subscribed meanwhile and was then sent SHUTDOWN has its grace period timer.
             self._destroy(cid)
         timeout = RegistrationTimeout(effect.framework_id, effect.executor_id, cid)
         handle = asyncio.get_running_loop().call_later(
@@ -374,19 +388,24 @@ class Agent:
     async def _watch(self, effect: LaunchExecutor, process: asyncio.subprocess.Process) -> None:
         returncode = await process.wait()
         cid = effect.container_id
-        for handle in self._timers.pop(cid, []):
-            handle.cancel()
+        self._cancel_timers(cid)
         # Whatever the executor left behind in its session goes with it.
-        await asyncio.to_thread(launcher.kill_session, process.pid)
+        await asyncio.to_thread(launcher.kill_session_remains, process.pid)
         self.processes.pop(cid, None)
         status = launcher.wait_status(returncode)
         self.dispatch(ExecutorExited(effect.framework_id, effect.executor_id, cid, status))
+        self._cancel_timers(cid)  # one armed while the remains were being killed
+
+    def _cancel_timers(self, container_id: str) -> None:
+        for handle in self._timers.pop(container_id, []):
+            handle.cancel()
 
     def _destroy(self, container_id: str) -> None:
         process = self.processes.get(container_id)
         if process is not None and process.returncode is None:
             log.info("Killing container %s (session %s)", container_id, process.pid)
-            launcher.kill_session(process.pid)
+            # Scanning /proc for the session takes a while: not on the event loop.
+            self._spawn(asyncio.to_thread(launcher.kill_session, process.pid), watcher=True)
 
     # ------------------------------------------------------------------ life cycle
 

@@ -66,6 +66,10 @@ class Executor:
     pid: int | None = None
     exit_status: int | None = None
     termination: Termination | None = None
+    # An event stream is open (LAUNCH and KILL wait while a RUNNING executor has none).
+    connected: bool = False
+    # Kills asked for while disconnected: task id -> kill policy, sent on re-subscribing.
+    pending_kills: dict[str, v1.KillPolicy | None] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
