@@ -6,10 +6,15 @@ them again on that agent (under that role) until the filter expires. As in Mesos
 resources *contain* it: once more becomes free on the agent, the framework sees the
 larger offer at once. Times are whatever clock the caller uses; expired filters are
 dropped lazily when they are next looked at.
+
+Every filter's expiry also goes on a heap, so that the allocator can ask which
+agents a filter stopped hiding since its last cycle (`expired_agents(now)`) instead
+of looking at every agent again.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -34,10 +39,12 @@ class RefusedOfferFilter:
 class OfferFilters:
     """Every framework's refuse filters, indexed framework -> agent -> filters."""
 
-    __slots__ = ("_filters",)
+    __slots__ = ("_expiries", "_filters")
 
     def __init__(self) -> None:
         self._filters: dict[str, dict[str, list[RefusedOfferFilter]]] = {}
+        # (expires_at, agent id) of every filter ever added; stale entries are harmless.
+        self._expiries: list[tuple[float, str]] = []
 
     def add(
         self, framework_id: str, agent_id: str, role: str, resources: Resources, expires_at: float
@@ -46,6 +53,22 @@ class OfferFilters:
             return
         by_agent = self._filters.setdefault(framework_id, {})
         by_agent.setdefault(agent_id, []).append(RefusedOfferFilter(role, resources, expires_at))
+        heapq.heappush(self._expiries, (expires_at, agent_id))
+
+    def has_filters(self, framework_id: str) -> bool:
+        return framework_id in self._filters
+
+    def filtered_frameworks(self) -> Collection[str]:
+        """A live view of the frameworks that have filters (cheap membership tests)."""
+        return self._filters.keys()
+
+    def expired_agents(self, now: float) -> list[str]:
+        """Agents on which some filter expired at or before `now` since the last call."""
+        expiries = self._expiries
+        agents: list[str] = []
+        while expiries and expiries[0][0] <= now:
+            agents.append(heapq.heappop(expiries)[1])
+        return agents
 
     def is_filtered(
         self, framework_id: str, agent_id: str, role: str, resources: Resources, now: float

@@ -9,6 +9,12 @@ Resources handed out by `allocate` count as allocated until `recover_resources`
 returns them (declined or rescinded offer, finished task). Resources a framework
 uses when it is added, or that agents report as used when they are added, are
 passed in as `used`.
+
+Maintenance: `update_unavailability` marks an agent as draining; `inverse_offers(now)`
+(called after `allocate`) returns the inverse offers due, and the framework's answer
+comes back through `update_inverse_offer`. Quota and weights: `update_quota`,
+`update_weights`. `--allocator=NAME` loads an implementation by entry point
+(`mesos.allocator.loader.load_allocator`).
 """
 
 from __future__ import annotations
@@ -17,12 +23,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from mesos.allocator.maintenance import InverseOffer, Unavailability
 from mesos.resources import Resources
 
 # Framework capabilities (`FrameworkInfo.capabilities[].type`) the allocator reads.
 GPU_RESOURCES = "GPU_RESOURCES"
 REVOCABLE_RESOURCES = "REVOCABLE_RESOURCES"
 MULTI_ROLE = "MULTI_ROLE"
+REGION_AWARE = "REGION_AWARE"
+
+__all__ = [
+    "GPU_RESOURCES",
+    "MULTI_ROLE",
+    "REGION_AWARE",
+    "REVOCABLE_RESOURCES",
+    "Allocation",
+    "Allocator",
+    "InverseOffer",
+    "Unavailability",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +67,10 @@ class Allocator(Protocol):
         used: Mapping[str, Resources] | None = None,
         attributes: Sequence[Mapping[str, Any]] = (),
         capabilities: Iterable[str] = (),
+        domain: Any = None,
     ) -> None:
-        """Add an active agent; `used` maps framework ids to what they already hold on it."""
+        """Add an active agent; `used` maps framework ids to what they already hold on it;
+        `domain` is its `DomainInfo` (struct or JSON) or region name, if it has one."""
         ...
 
     def remove_agent(self, agent_id: str) -> None: ...
@@ -109,7 +130,36 @@ class Allocator(Protocol):
 
     def update_weights(self, weights: Mapping[str, float]) -> None: ...
 
+    def update_quota(
+        self, role: str, guarantees: Any = None, limits: Any = None
+    ) -> None:
+        """Set the role's quota (`Resources` or `{name: amount}`; None for none)."""
+        ...
+
     def allocate(self, now: float) -> list[Allocation]: ...
+
+    # --- maintenance -----------------------------------------------------------
+
+    def update_unavailability(
+        self, agent_id: str, start: float | None, duration: float | None = None
+    ) -> None:
+        """Schedule (or, with `start` None, cancel) maintenance of the agent."""
+        ...
+
+    def inverse_offers(self, now: float) -> list[InverseOffer]:
+        """Inverse offers due now: one per draining agent and framework holding there."""
+        ...
+
+    def update_inverse_offer(
+        self,
+        agent_id: str,
+        framework_id: str,
+        accepted: bool | None,
+        refuse_seconds: float | None,
+        now: float,
+    ) -> None:
+        """The framework answered an inverse offer (None: the master rescinded it)."""
+        ...
 
     # --- introspection ---------------------------------------------------------
 

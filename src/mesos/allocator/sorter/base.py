@@ -7,6 +7,11 @@ that should be offered resources next first. The allocator feeds it increments
 (`allocated` / `unallocated`, `add_total` / `remove_total`) so nothing is ever
 recomputed from `Resources` on the hot path.
 
+Quantities may be in any unit as long as it is the same everywhere: tests use plain
+floats, the allocator feeds `int` thousandths (Mesos' fixed point), which keeps every
+sum exact without rounding. Sorters are flat; the role hierarchy lives in
+`mesos.allocator.role_tree`, which keeps one sorter per role for its children.
+
 Allocations of a client survive `deactivate()` (they still count toward shares);
 `remove()` forgets the client and its allocation. Weights are kept apart from
 clients so a weight set before a role exists applies when it appears.
@@ -14,7 +19,7 @@ clients so a weight set before a role exists applies when it appears.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Protocol, runtime_checkable
 
 Quantities = Mapping[str, float]
@@ -77,7 +82,15 @@ class Sorter(Protocol):
         ...
 
     def sort(self) -> list[str]:
-        """Active clients, lowest share first; ties broken by client name."""
+        """Active clients in offer order (DRF: lowest share first, ties by name)."""
+        ...
+
+    def iterate(self) -> Iterator[str]:
+        """`sort()` lazily, for callers that usually stop after the first few clients.
+
+        The iterator is only valid until the sorter next changes (an allocation, an
+        activation, a weight); callers that change it restart the iteration.
+        """
         ...
 
     def active_count(self) -> int: ...

@@ -8,28 +8,49 @@ Resource Fairness", NSDI 2011; Mesos' `DRFSorter`). Kinds named in
 
 The active clients are kept in a list sorted by `(share, name)`. Changing one
 client's allocation moves only that client (bisect out, insort back); changing the
-pool total or many weights marks the list stale and it is rebuilt on the next
-`sort()`. Amounts are rounded to Mesos' fixed point (3 decimals) on every update so
-that equal allocations give bit-identical shares and ties fall to the name.
+pool total marks the list stale and it is rebuilt on the next `sort()`. Float
+amounts are rounded to Mesos' fixed point (3 decimals) on every update so that equal
+allocations give bit-identical shares and ties fall to the name; `int` amounts (the
+allocator's thousandths) are exact and skip the rounding.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from operator import itemgetter
 
 from mesos.allocator.sorter.base import Quantities
 
 _DECIMALS = 3
+_name_of = itemgetter(1)
 
 
-def _accumulate(vector: dict[str, float], quantities: Quantities, sign: float) -> None:
-    """`vector += sign * quantities`, rounded to fixed point; zero entries are dropped."""
+def add_quantities(vector: dict[str, float], quantities: Quantities) -> None:
+    """`vector += quantities`; float sums are rounded to fixed point."""
+    get = vector.get
     for name, amount in quantities.items():
         if not amount:
             continue
-        value = round(vector.get(name, 0.0) + sign * amount, _DECIMALS)
-        if value > 0.0:
+        value = get(name, 0) + amount
+        if type(value) is float:
+            value = round(value, _DECIMALS)
+        if value > 0:
+            vector[name] = value
+        else:
+            vector.pop(name, None)
+
+
+def subtract_quantities(vector: dict[str, float], quantities: Quantities) -> None:
+    """`vector -= quantities`, clamped at zero (zero entries are dropped)."""
+    get = vector.get
+    for name, amount in quantities.items():
+        if not amount:
+            continue
+        value = get(name, 0) - amount
+        if type(value) is float:
+            value = round(value, _DECIMALS)
+        if value > 0:
             vector[name] = value
         else:
             vector.pop(name, None)
@@ -42,8 +63,8 @@ class DRFSorter:
         "_active",
         "_allocations",
         "_excluded",
-        "_names",
         "_order",
+        "_share_total",
         "_shares",
         "_total",
         "_weights",
@@ -52,15 +73,15 @@ class DRFSorter:
     def __init__(self, excluded_resource_names: Iterable[str] = ()) -> None:
         self._excluded = frozenset(excluded_resource_names)
         self._total: dict[str, float] = {}
+        # The total without the excluded kinds: what shares are measured against.
+        self._share_total: dict[str, float] = {}
         self._allocations: dict[str, dict[str, float]] = {}
         self._weights: dict[str, float] = {}
         self._active: set[str] = set()
         # `(share, client)` of every active client, sorted; None when stale.
         self._order: list[tuple[float, str]] | None = []
-        # The share each active client is filed under in `_order`.
+        # The share each active client is filed under in `_order` (valid with it).
         self._shares: dict[str, float] = {}
-        # Cached `sort()` answer; None when `_order` moved since.
-        self._names: list[str] | None = []
 
     # --- clients ---------------------------------------------------------------
 
@@ -86,7 +107,6 @@ class DRFSorter:
             share = self._compute_share(client)
             self._shares[client] = share
             insort(self._order, (share, client))
-            self._names = None
 
     def deactivate(self, client: str) -> None:
         if client not in self._active:
@@ -95,7 +115,6 @@ class DRFSorter:
         share = self._shares.pop(client, None)
         if self._order is not None and share is not None:
             del self._order[bisect_left(self._order, (share, client))]
-            self._names = None
 
     def is_active(self, client: str) -> bool:
         return client in self._active
@@ -127,13 +146,13 @@ class DRFSorter:
     # --- allocations -----------------------------------------------------------
 
     def allocated(self, client: str, quantities: Quantities) -> None:
-        _accumulate(self._allocations[client], quantities, 1.0)
-        if client in self._active:
+        add_quantities(self._allocations[client], quantities)
+        if client in self._shares and self._order is not None:
             self._reposition(client)
 
     def unallocated(self, client: str, quantities: Quantities) -> None:
-        _accumulate(self._allocations[client], quantities, -1.0)
-        if client in self._active:
+        subtract_quantities(self._allocations[client], quantities)
+        if client in self._shares and self._order is not None:
             self._reposition(client)
 
     def allocation(self, client: str) -> dict[str, float]:
@@ -142,12 +161,12 @@ class DRFSorter:
     # --- pool ------------------------------------------------------------------
 
     def add_total(self, quantities: Quantities) -> None:
-        _accumulate(self._total, quantities, 1.0)
-        self._invalidate()
+        add_quantities(self._total, quantities)
+        self._total_changed()
 
     def remove_total(self, quantities: Quantities) -> None:
-        _accumulate(self._total, quantities, -1.0)
-        self._invalidate()
+        subtract_quantities(self._total, quantities)
+        self._total_changed()
 
     def total(self) -> dict[str, float]:
         return dict(self._total)
@@ -160,27 +179,28 @@ class DRFSorter:
         return self._compute_share(client)
 
     def sort(self) -> list[str]:
-        names = self._names
-        if names is None:
-            if self._order is None:
-                self._rebuild()
-            assert self._order is not None
-            names = self._names = [client for _, client in self._order]
-        return list(names)
+        return list(self.iterate())
+
+    def iterate(self) -> Iterator[str]:
+        order = self._order
+        if order is None:
+            order = self._rebuild()
+        return map(_name_of, order)
 
     # --- internals -------------------------------------------------------------
 
     def _compute_share(self, client: str) -> float:
-        total = self._total
-        excluded = self._excluded
+        total = self._share_total
         dominant = 0.0
         for name, amount in self._allocations[client].items():
-            pool = total.get(name, 0.0)
-            if pool > 0.0 and name not in excluded:
+            pool = total.get(name)
+            if pool:
                 share = amount / pool
                 if share > dominant:
                     dominant = share
-        return dominant / self._weights.get(client, 1.0)
+        if self._weights:
+            return dominant / self._weights.get(client, 1.0)
+        return dominant
 
     def _reposition(self, client: str) -> None:
         order = self._order
@@ -193,12 +213,16 @@ class DRFSorter:
         del order[bisect_left(order, (old, client))]
         self._shares[client] = new
         insort(order, (new, client))
-        self._names = None
 
-    def _invalidate(self) -> None:
+    def _total_changed(self) -> None:
+        excluded = self._excluded
+        if excluded:
+            self._share_total = {n: v for n, v in self._total.items() if n not in excluded}
+        else:
+            self._share_total = self._total
         self._order = None
-        self._names = None
 
-    def _rebuild(self) -> None:
+    def _rebuild(self) -> list[tuple[float, str]]:
         self._shares = {client: self._compute_share(client) for client in self._active}
-        self._order = sorted((share, client) for client, share in self._shares.items())
+        order = self._order = sorted((share, client) for client, share in self._shares.items())
+        return order
