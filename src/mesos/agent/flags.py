@@ -29,6 +29,9 @@ FLAGS: list[Flag] = [
          "Total resources, e.g. 'cpus:4;mem:1024;ports:[31000-32000]' or a JSON array of "
          "Resource objects; names left out are detected."),
     Flag("attributes", str, None, "Attributes, e.g. 'rack:r1;level:10'."),
+    Flag("domain", JSON, None,
+         "Fault domain of this agent as JSON, e.g. "
+         "'{\"fault_domain\":{\"region\":{\"name\":\"r1\"},\"zone\":{\"name\":\"z1\"}}}'."),
     Flag("default_role", str, "*", "Role of --resources entries that name none."),
     Flag("executor_registration_timeout", Duration, "1mins",
          "How long an executor may take to SUBSCRIBE before it is destroyed."),

@@ -488,6 +488,7 @@ def _make_core(
         port=port,
         resources=codec.decode_obj(resources.to_json(), list[v1.Resource]),
         attributes=codec.decode_obj(attributes, list[v1.Attribute]),
+        domain=codec.decode_obj(flags.domain, v1.DomainInfo) if flags.domain else None,
     )
     return AgentCore(
         config, info,

@@ -136,6 +136,10 @@ class Allocator(Protocol):
         """Set the role's quota (`Resources` or `{name: amount}`; None for none)."""
         ...
 
+    def update_quotas(self, quotas: Mapping[str, Any]) -> None:
+        """Several roles' quotas (`Quota` values) at once, all or nothing: one UPDATE_QUOTA."""
+        ...
+
     def allocate(self, now: float) -> list[Allocation]: ...
 
     # --- maintenance -----------------------------------------------------------

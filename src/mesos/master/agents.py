@@ -20,6 +20,7 @@ from mesos.master.base import MasterBase
 from mesos.master.events import event
 from mesos.master.state import Agent, Framework, Task, UnreachableAgent
 from mesos.resources import Resources
+from mesos.v1 import codec
 from mesos.v1 import mesos as v1
 from mesos.v1.enums import TaskState
 
@@ -102,7 +103,8 @@ class AgentsMixin(MasterBase):
         self.agents[agent_id] = agent
         was_unreachable = self.unreachable_agents.pop(agent_id, None) is not None
         used = self._adopt_reported(agent, report, existing, was_unreachable, now)
-        self.allocator.add_agent(agent_id, report.total, used)
+        self.allocator.add_agent(agent_id, report.total, used,
+                                 domain=codec.to_builtins(info.domain) if info.domain else None)
         stream.send(event("SUBSCRIBED", {
             "agent_id": {"value": agent_id},
             "ping_interval_seconds": float(self.flags.agent_ping_timeout),
@@ -142,7 +144,8 @@ class AgentsMixin(MasterBase):
         framework.active = False
         framework.recovered = True
         self.frameworks[fw_id] = framework
-        self.allocator.add_framework(fw_id, framework.roles, framework.capabilities, active=False)
+        self.allocator.add_framework(fw_id, framework.roles, framework.capabilities)
+        self.allocator.deactivate_framework(fw_id)
         log.info("Recovered framework %s (%s) from a re-registering agent", fw_id, info.name)
         return framework
 

@@ -14,6 +14,7 @@ from mesos.http import responses
 from mesos.http.keys import MASTER
 from mesos.master import views
 from mesos.master.api_agent import agent_api
+from mesos.master.api_operator import legacy_quota, legacy_weights, operator_api
 from mesos.master.api_scheduler import scheduler_api
 from mesos.master.service import Master
 
@@ -99,10 +100,6 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/html")
 
 
-async def operator_api(request: web.Request) -> web.Response:
-    return responses.text(501, "The v1 operator API is not available on this master yet")
-
-
 def build_app(master: Master) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[MASTER] = master
@@ -120,6 +117,10 @@ def build_app(master: Master) -> web.Application:
     ):
         r.add_get(f"/master/{path}", handler)
         r.add_get(f"/{path}", handler)
+    for prefix in ("", "/master"):
+        r.add_route("GET", f"{prefix}/weights", legacy_weights)
+        r.add_route("PUT", f"{prefix}/weights", legacy_weights)
+        r.add_get(f"{prefix}/quota", legacy_quota)
     r.add_get("/metrics/snapshot", metrics)
     r.add_get("/version", version)
     r.add_get("/", index)

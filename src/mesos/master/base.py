@@ -10,7 +10,7 @@ import asyncio
 import itertools
 from typing import Any
 
-from mesos.allocator.drf import DRFAllocator
+from mesos.allocator import Allocator
 from mesos.flags import Flags
 from mesos.master.state import Agent, Counters, Framework, Offer, Task, UnreachableAgent
 from mesos.v1 import mesos as v1
@@ -25,7 +25,7 @@ class MasterBase:
     agents: dict[str, Agent]
     unreachable_agents: dict[str, UnreachableAgent]
     offers: dict[str, Offer]
-    allocator: DRFAllocator
+    allocator: Allocator
     counters: Counters
     loop: asyncio.AbstractEventLoop | None
     _agent_ids: itertools.count[int]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mesos.flags import Duration, Flag
+from mesos.flags import JSON, Duration, Flag
 
 FLAGS: list[Flag] = [
     Flag("ip", str, "127.0.0.1", "IP address to listen on."),
@@ -34,9 +34,18 @@ FLAGS: list[Flag] = [
          "Offer an agent only when its free resources reach one of these ('|' separated)."),
     Flag("roles", str, None, "Deprecated: comma-separated whitelist of roles."),
     Flag("weights", str, None, "Comma-separated role=weight pairs, e.g. 'eng=2,ops=1'."),
+    Flag("allocator", str, "hierarchical",
+         "Allocator to use: a name in the 'mesos.allocator' entry-point group "
+         "('hierarchical' is the default) or 'package.module:Class'."),
     Flag("framework_sorter", str, "drf",
-         "Policy for sorting frameworks within a role ('drf' is the one available)."),
-    Flag("role_sorter", str, "drf", "Policy for sorting roles ('drf' is the one available)."),
+         "Policy for sorting frameworks within a role: 'drf' or 'random'."),
+    Flag("role_sorter", str, "drf", "Policy for sorting roles: 'drf' or 'random'."),
+    Flag("filter_gpu_resources", bool, True,
+         "Offer agents with GPUs only to frameworks with the GPU_RESOURCES capability."),
+    Flag("domain", JSON, None,
+         "Fault domain of the master as JSON ({\"fault_domain\":{\"region\":{\"name\":...},"
+         "\"zone\":{\"name\":...}}}); agents of other regions are offered only to "
+         "REGION_AWARE frameworks."),
     Flag("root_submissions", bool, True, "Whether root may subscribe frameworks."),
     Flag("heartbeat_interval", Duration, "15secs",
          "Interval of HEARTBEAT events on scheduler streams (Mesos' fixed 15 s)."),

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mesos import __version__
-from mesos.allocator.drf import DRFAllocator
+from mesos.allocator import Allocator, load_allocator
 from mesos.errors import ForbiddenError, ValidationError
 from mesos.flags import Flags
 from mesos.http.streaming import EventStream
@@ -58,9 +58,9 @@ def _ip_as_int(ip: str) -> int:
 class Master(AgentsMixin, OffersMixin):
     def __init__(self, flags: Flags) -> None:
         for name in ("role_sorter", "framework_sorter"):
-            if getattr(flags, name) != "drf":
+            if getattr(flags, name) not in ("drf", "random"):
                 raise ValidationError(
-                    f"Invalid --{name} '{getattr(flags, name)}': only 'drf' is available"
+                    f"Invalid --{name} '{getattr(flags, name)}': expecting 'drf' or 'random'"
                 )
         if flags.work_dir:
             try:
@@ -86,10 +86,12 @@ class Master(AgentsMixin, OffersMixin):
         self._framework_ids = itertools.count()
         self._agent_ids = itertools.count()
         self._offer_ids = itertools.count()
-        self.allocator = DRFAllocator(
-            min_allocatable=self._min_allocatable(flags.min_allocatable_resources)
-        )
-        self.allocator.update_weights(self._parse_weights(flags.weights))
+        self.region = _region_of(flags.domain, "--domain")
+        self.weights: dict[str, float] = self._parse_weights(flags.weights)
+        # role -> (guarantees, limits) as set by UPDATE_QUOTA; the allocator enforces it.
+        self.quota_configs: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+        self.allocator = self._load_allocator(flags)
+        self.allocator.update_weights(self.weights)
         self._allocation_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -103,6 +105,20 @@ class Master(AgentsMixin, OffersMixin):
             except OSError:
                 pass
         return self.ip
+
+    def _load_allocator(self, flags: Flags) -> Allocator:
+        options: dict[str, Any] = {
+            "min_allocatable": self._min_allocatable(flags.min_allocatable_resources),
+            "role_sorter": flags.role_sorter,
+            "framework_sorter": flags.framework_sorter,
+            "roles": flags.roles,
+            "local_region": self.region,
+            "filter_gpu_resources": flags.filter_gpu_resources,
+        }
+        try:
+            return load_allocator(flags.allocator, **options)
+        except (LookupError, TypeError, ValueError) as exc:
+            raise ValidationError(f"Cannot load --allocator '{flags.allocator}': {exc}") from None
 
     @staticmethod
     def _min_allocatable(text: str | None) -> list[Resources] | None:
@@ -727,3 +743,18 @@ def validate_role(role: str) -> str | None:
                 return "role names must not contain whitespace or control characters"
     return None
 
+
+def _region_of(domain: Any, where: str) -> str | None:
+    """The region name of a DomainInfo given as JSON (``--domain``), or None."""
+    if domain is None:
+        return None
+    try:
+        name = domain["fault_domain"]["region"]["name"]
+    except (KeyError, TypeError):
+        raise ValidationError(
+            f"Invalid {where}: expecting {{\"fault_domain\": {{\"region\": {{\"name\": ...}}, "
+            f"\"zone\": {{\"name\": ...}}}}}}"
+        ) from None
+    if not isinstance(name, str) or not name:
+        raise ValidationError(f"Invalid {where}: the region name must be a non-empty string")
+    return name

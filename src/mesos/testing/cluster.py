@@ -168,6 +168,8 @@ class Cluster:
         return agent
 
     def wait_agents(self, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+        if count == 0:
+            return []
         def registered() -> list[dict[str, Any]] | None:
             for agent in self.agents:
                 if not agent.alive():
