@@ -231,3 +231,30 @@ async def test_terminal_update_without_uuid_completes_the_task() -> None:
     m.status_update(agent, fw.id, v1.TaskStatus(task_id=v1.TaskID(value="t"), state="TASK_FAILED"))
     assert "t" not in fw.tasks and [t.id for t in fw.completed_tasks] == ["t"]
     assert m.allocator.used(agent.id, fw.id).scalar("cpus") == 0.0
+
+
+async def test_multi_role_launch_names_the_offer_role() -> None:
+    m = master()
+    stream = FakeStream()
+    agent = register(m, FakeStream())
+    fw = subscribe(m, stream, {"user": "u", "name": "n", "roles": ["eng", "ops"],
+                               "capabilities": [{"type": "MULTI_ROLE"}]})
+    m.allocate()
+    offer = stream.of("OFFERS")[0]["offers"]["offers"][0]
+    role = offer["allocation_info"]["role"]
+
+    def attempt(task_id: str, as_role: str) -> None:
+        t = task(task_id, agent.id)
+        for r in t["resources"]:
+            r["allocation_info"] = {"role": as_role}
+        body = call({"type": "ACCEPT", "framework_id": {"value": fw.id}, "accept": {
+            "offer_ids": [offer["id"]], "operations": [{"type": "LAUNCH", "launch": {"task_infos": [t]}}]}})
+        assert body.accept is not None
+        m.accept(fw, body.accept)
+
+    other = "ops" if role == "eng" else "eng"
+    with pytest.raises(ValidationError, match="allocated to role"):
+        attempt("wrong-role", other)
+    attempt("right-role", role)
+    assert list(fw.tasks) == ["right-role"]
+    assert fw.tasks["right-role"].role == role

@@ -210,7 +210,8 @@ def _plan_task(
         )
     if group_executor is None and (task.command is None) == (task.executor is None):
         raise ValidationError(f"Invalid '{where}': exactly one of 'command' or 'executor' must be set")
-    resources = resources_of(task.resources, f"'{where}.resources'")
+    resources = _in_role(resources_of(task.resources, f"'{where}.resources'"), plan.role,
+                         f"{where}.resources")
     if not resources:
         raise ValidationError(f"Invalid '{where}.resources': a task must use some resources")
     executor = group_executor if group_executor is not None else task.executor
@@ -225,7 +226,10 @@ def _plan_task(
         known = framework.executors.get(plan.agent_id or "", {}).get(exec_id)
         pending = budget.new_executors.get(exec_id)
         if known is None and pending is None:
-            executor_resources = resources_of(executor.resources, f"'{where}' executor resources")
+            executor_resources = _in_role(
+                resources_of(executor.resources, f"'{where}' executor resources"), plan.role,
+                f"{where} executor resources",
+            )
             budget.new_executors[exec_id] = executor
         else:
             existing = known if known is not None else pending
@@ -236,6 +240,18 @@ def _plan_task(
                 )
     return Launch(task=task, executor=executor, resources=resources,
                   executor_resources=executor_resources)
+
+
+def _in_role(resources: Resources, role: str, where: str) -> Resources:
+    """Resources as the offer holds them: MULTI_ROLE frameworks tag them with the
+    offer's allocation role (``allocation_info``), which must be the offer's."""
+    for allocated in resources.allocations():
+        if allocated != role:
+            raise ValidationError(
+                f"Invalid '{where}': allocated to role '{allocated}' but the offers are "
+                f"allocated to '{role}'"
+            )
+    return resources.unallocated()
 
 
 def _executor_key(info: v1.ExecutorInfo) -> bytes:
