@@ -258,3 +258,75 @@ async def test_multi_role_launch_names_the_offer_role() -> None:
     attempt("right-role", role)
     assert list(fw.tasks) == ["right-role"]
     assert fw.tasks["right-role"].role == role
+
+
+async def test_reserve_then_launch_on_the_reservation_then_unreserve() -> None:
+    m = master()
+    stream, other_stream = FakeStream(), FakeStream()
+    agent = register(m, FakeStream())
+    fw = subscribe(m, stream, {"user": "u", "name": "n", "role": "eng", "principal": "p"})
+    m.allocate()
+    offer = stream.of("OFFERS")[-1]["offers"]["offers"][0]
+    reserved = [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 2},
+                 "reservations": [{"type": "DYNAMIC", "role": "eng", "principal": "p"}]}]
+    t = task("on-reservation", agent.id, cpus=1)
+    t["resources"][0]["reservations"] = reserved[0]["reservations"]
+    body = call({"type": "ACCEPT", "framework_id": {"value": fw.id}, "accept": {
+        "offer_ids": [offer["id"]], "filters": {"refuse_seconds": 0}, "operations": [
+            {"type": "RESERVE", "reserve": {"resources": reserved}},
+            {"type": "LAUNCH", "launch": {"task_infos": [t]}}]}})
+    assert body.accept is not None
+    m.accept(fw, body.accept)
+    assert agent.total.reservations()["eng"].scalar("cpus") == 2.0
+    # A framework of another role never sees eng's reservation.
+    other = subscribe(m, other_stream, {"user": "u", "name": "ops", "role": "ops"})
+    m.allocate()
+    for o in other_stream.of("OFFERS")[-1]["offers"]["offers"] if other_stream.of("OFFERS") else []:
+        assert all(r.get("role", "*") != "eng" for r in o["resources"])
+    assert other.id in m.frameworks
+    # Once the task is done, eng is offered its reservation back (pre-refinement form).
+    update(m, agent, fw, "on-reservation", "TASK_FINISHED")
+    m.allocate()
+    eng_offers = [o for e in stream.of("OFFERS") for o in e["offers"]["offers"]]
+    back = [r for o in eng_offers[1:] for r in o["resources"] if r.get("role") == "eng"]
+    assert back and back[-1]["reservation"]["principal"] == "p"
+    # UNRESERVE (over every outstanding offer, which hold the 2 cpus between them)
+    # gives the reservation back to everyone.
+    outstanding = [o for o in eng_offers if o["id"]["value"] in fw.offers]
+    pre = [r for o in outstanding for r in o["resources"] if r.get("role") == "eng"]
+    assert sum(r["scalar"]["value"] for r in pre) == 2.0
+    body = call({"type": "ACCEPT", "framework_id": {"value": fw.id}, "accept": {
+        "offer_ids": [o["id"] for o in outstanding],
+        "operations": [{"type": "UNRESERVE", "unreserve": {"resources": pre}}]}})
+    assert body.accept is not None
+    m.accept(fw, body.accept)
+    assert agent.total.reservations() == {}
+    m.allocator.validate()  # type: ignore[attr-defined]
+
+
+async def test_reserve_checks_role_principal_and_offer() -> None:
+    m = master()
+    stream = FakeStream()
+    register(m, FakeStream())
+    fw = subscribe(m, stream, {"user": "u", "name": "n", "role": "eng", "principal": "p"})
+    m.allocate()
+    offer = stream.of("OFFERS")[-1]["offers"]["offers"][0]
+
+    def reserve(resources: list[dict[str, Any]]) -> None:
+        body = call({"type": "ACCEPT", "framework_id": {"value": fw.id}, "accept": {
+            "offer_ids": [offer["id"]], "operations": [{"type": "RESERVE", "reserve": {"resources": resources}}]}})
+        assert body.accept is not None
+        m.accept(fw, body.accept)
+
+    cpus = {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}
+    with pytest.raises(ValidationError, match="'ops' is not the role"):
+        reserve([{**cpus, "reservations": [{"type": "DYNAMIC", "role": "ops"}]}])
+    with pytest.raises(ValidationError, match="principal"):
+        reserve([{**cpus, "reservations": [{"type": "DYNAMIC", "role": "eng", "principal": "q"}]}])
+    with pytest.raises(ValidationError, match="DYNAMIC"):
+        reserve([cpus])
+    with pytest.raises(ValidationError, match="not in the remaining offered"):
+        reserve([{**cpus, "scalar": {"value": 100}, "reservations": [{"type": "DYNAMIC", "role": "eng"}]}])
+    # Nothing changed: the offer is still there and nothing is reserved.
+    assert offer["id"]["value"] in fw.offers
+    assert all(not a.total.reservations() for a in m.agents.values())

@@ -136,6 +136,12 @@ class Allocator(Protocol):
         """Set the role's quota (`Resources` or `{name: amount}`; None for none)."""
         ...
 
+    def update_allocation(
+        self, framework_id: str, agent_id: str, role: str, old: Resources, new: Resources
+    ) -> None:
+        """RESERVE/UNRESERVE in an ACCEPT: held `old` becomes `new`, still held."""
+        ...
+
     def update_quotas(self, quotas: Mapping[str, Any]) -> None:
         """Several roles' quotas (`Quota` values) at once, all or nothing: one UPDATE_QUOTA."""
         ...

@@ -17,7 +17,7 @@ from mesos.resources import Resources, ResourcesError
 from mesos.v1 import codec
 from mesos.v1 import mesos as v1
 
-SUPPORTED_OPERATIONS = ("LAUNCH", "LAUNCH_GROUP")
+SUPPORTED_OPERATIONS = ("LAUNCH", "LAUNCH_GROUP", "RESERVE", "UNRESERVE")
 
 
 @dataclass
@@ -40,6 +40,8 @@ class AcceptPlan:
     groups: list[tuple[v1.ExecutorInfo, list[Launch]]] = field(default_factory=list)
     remaining: Resources = field(default_factory=Resources.empty)
     invalid_offers: list[str] = field(default_factory=list)
+    # RESERVE/UNRESERVE, in order: (what the framework held, what it holds instead)
+    conversions: list[tuple[Resources, Resources]] = field(default_factory=list)
 
 
 def id_problem(value: str) -> str | None:
@@ -85,6 +87,10 @@ def plan_accept(
             _plan_launch(framework, plan, budget, op, where)
         elif op.type == "LAUNCH_GROUP":
             _plan_group(framework, plan, budget, op, where)
+        elif op.type == "RESERVE":
+            _plan_reserve(framework, plan, budget, op, where)
+        elif op.type == "UNRESERVE":
+            _plan_unreserve(plan, budget, op, where)
         else:
             raise ValidationError(
                 f"Operation '{where}.type' {op.type} is not supported by this master yet"
@@ -109,6 +115,69 @@ class _Budget:
                 f"that are not in the remaining offered resources '{self.available}'"
             )
         self.available = self.available - needed
+
+    def convert(self, old: Resources, new: Resources, where: str) -> None:
+        if not self.available.contains(old):
+            raise ValidationError(
+                f"Invalid '{where}': '{old}' is not in the remaining offered resources "
+                f"'{self.available}'"
+            )
+        self.available = self.available - old + new
+
+
+def _plan_reserve(
+    framework: Framework, plan: AcceptPlan, budget: _Budget, op: v1.Operation, where: str
+) -> None:
+    """RESERVE: offered resources (or a reservation of them) gain one dynamic
+    reservation to the offer's role; later operations of the same ACCEPT see them."""
+    if op.reserve is None:
+        raise ValidationError(f"Expecting '{where}.reserve' to be present")
+    wanted = _in_role(resources_of(op.reserve.resources, f"'{where}.reserve.resources'"),
+                      plan.role, f"{where}.reserve.resources")
+    if not wanted:
+        raise ValidationError(f"Invalid '{where}.reserve.resources': nothing to reserve")
+    principal = framework.info.principal
+    for entry in wanted:
+        if not entry.reservations or entry.reservations[-1].type != "DYNAMIC":
+            raise ValidationError(
+                f"Invalid '{where}.reserve.resources': '{entry.name}' needs a DYNAMIC reservation"
+            )
+        last = entry.reservations[-1]
+        if last.role != plan.role:
+            raise ValidationError(
+                f"Invalid '{where}.reserve.resources': reservation role '{last.role}' is not the "
+                f"role the offers are allocated to ('{plan.role}')"
+            )
+        if last.principal is not None and last.principal != principal:
+            raise ValidationError(
+                f"Invalid '{where}.reserve.resources': principal '{last.principal}' is not the "
+                f"framework's ({principal!r})"
+            )
+    try:
+        source = wanted.pop_reservation()
+    except ValueError as exc:
+        raise ValidationError(f"Invalid '{where}.reserve.resources': {exc}") from None
+    budget.convert(source, wanted, f"{where}.reserve.resources")
+    plan.conversions.append((source, wanted))
+
+
+def _plan_unreserve(plan: AcceptPlan, budget: _Budget, op: v1.Operation, where: str) -> None:
+    """UNRESERVE: the most refined dynamic reservation of offered resources is dropped."""
+    if op.unreserve is None:
+        raise ValidationError(f"Expecting '{where}.unreserve' to be present")
+    held = _in_role(resources_of(op.unreserve.resources, f"'{where}.unreserve.resources'"),
+                    plan.role, f"{where}.unreserve.resources")
+    if not held:
+        raise ValidationError(f"Invalid '{where}.unreserve.resources': nothing to unreserve")
+    for entry in held:
+        if not entry.reservations or entry.reservations[-1].type != "DYNAMIC":
+            raise ValidationError(
+                f"Invalid '{where}.unreserve.resources': '{entry.name}' has no dynamic "
+                "reservation to drop"
+            )
+    released = held.pop_reservation()
+    budget.convert(held, released, f"{where}.unreserve.resources")
+    plan.conversions.append((held, released))
 
 
 def _plan_offers(framework: Framework, offers: Mapping[str, Offer], offer_ids: list[str]) -> AcceptPlan:

@@ -89,6 +89,11 @@ class AgentsMixin(MasterBase):
             if existing.stream is not None and existing.stream is not stream:
                 existing.stream.close()
             self._drop_agent_from_allocator(existing)
+            # The agent reports what its flags say; dynamic reservations made through
+            # this master live in the master's view until they are checkpointed on the
+            # agent (a later issue), so keep that view when the shape is the same.
+            if existing.total.to_unreserved() == report.total.to_unreserved():
+                report.total = existing.total
         pid = f"slave(1)@{body.address_ip or self._peer_ip(stream)}:{info.port or 5051}"
         agent = Agent(
             id=agent_id, info=info, pid=pid, total=report.total,

@@ -402,6 +402,10 @@ class Master(AgentsMixin, OffersMixin):
         agent = self.agents.get(plan.agent_id)
         if agent is None:
             return
+        for old, new in plan.conversions:
+            self.allocator.update_allocation(framework.id, agent.id, plan.role, old, new)
+            agent.total = agent.total - old + new
+            log.info("Framework %s converted %s into %s on agent %s", framework.id, old, new, agent.id)
         for launch in plan.launches:
             self._launch_task(framework, agent, plan.role, launch)
         for executor, members in plan.groups:
