@@ -330,3 +330,26 @@ async def test_reserve_checks_role_principal_and_offer() -> None:
     # Nothing changed: the offer is still there and nothing is reserved.
     assert offer["id"]["value"] in fw.offers
     assert all(not a.total.reservations() for a in m.agents.values())
+
+
+async def test_agents_under_maintenance_produce_inverse_offers() -> None:
+    m = master()
+    stream = FakeStream()
+    agent = register(m, FakeStream())
+    fw = subscribe(m, stream)
+    launch(m, fw, stream, task("t", agent.id))
+    # The maintenance schedule (an operator call of a later issue) reaches the allocator.
+    m.allocator.update_unavailability(agent.id, m._now() + 3600, 600)
+    m.allocate()
+    inverse = stream.of("INVERSE_OFFERS")[0]["inverse_offers"]["inverse_offers"]
+    assert [(i["agent_id"]["value"], i["framework_id"]["value"]) for i in inverse] == [(agent.id, fw.id)]
+    assert inverse[0]["unavailability"]["duration"] == {"nanoseconds": 600 * 10**9}
+    # Declining it is remembered; no second inverse offer while the refusal lasts.
+    body = call({"type": "DECLINE_INVERSE_OFFERS", "framework_id": {"value": fw.id},
+                 "decline_inverse_offers": {"inverse_offer_ids": [inverse[0]["id"]],
+                                            "filters": {"refuse_seconds": 3600}}})
+    assert body.decline_inverse_offers is not None
+    m.answer_inverse_offers(fw, [inverse[0]["id"]["value"]], False, 3600)
+    m.allocate()
+    assert len(stream.of("INVERSE_OFFERS")) == 1
+    assert m.inverse_offers == {}

@@ -334,6 +334,9 @@ class AgentsMixin(MasterBase):
             agent.stream.close()
         del self.agents[agent.id]
         self._pending_kills.pop(agent.id, None)
+        for offer_id, (_, agent_id) in list(self.inverse_offers.items()):
+            if agent_id == agent.id:
+                del self.inverse_offers[offer_id]
         self.unreachable_agents[agent.id] = UnreachableAgent(id=agent.id, info=agent.info, time=now)
         self.counters.inc("master/slave_unreachable_completed")
         self.counters.inc("master/slave_removals")

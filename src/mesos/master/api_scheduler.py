@@ -164,8 +164,22 @@ def _reconcile_operations(m: Master, f: Framework, c: sched.Call) -> None:
     m.reconcile_operations(f, c.reconcile_operations)
 
 
+def _accept_inverse(m: Master, f: Framework, c: sched.Call) -> None:
+    body = c.accept_inverse_offers
+    assert body is not None
+    m.answer_inverse_offers(f, [o.value for o in body.inverse_offer_ids], True,
+                            m._refuse_seconds(body.filters))
+
+
+def _decline_inverse(m: Master, f: Framework, c: sched.Call) -> None:
+    body = c.decline_inverse_offers
+    assert body is not None
+    m.answer_inverse_offers(f, [o.value for o in body.inverse_offer_ids], False,
+                            m._refuse_seconds(body.filters))
+
+
 def _ignore(m: Master, f: Framework, c: sched.Call) -> None:
-    """REQUEST and inverse-offer answers: accepted and ignored, as Mesos' allocator does."""
+    """REQUEST: accepted and ignored, as Mesos' allocator does."""
 
 
 _HANDLERS: dict[str, Callable[[Master, Framework, sched.Call], Any]] = {
@@ -181,8 +195,8 @@ _HANDLERS: dict[str, Callable[[Master, Framework, sched.Call], Any]] = {
     "MESSAGE": _message,
     "REQUEST": _ignore,
     "UPDATE_FRAMEWORK": _update_framework,
-    "ACCEPT_INVERSE_OFFERS": _ignore,
-    "DECLINE_INVERSE_OFFERS": _ignore,
+    "ACCEPT_INVERSE_OFFERS": _accept_inverse,
+    "DECLINE_INVERSE_OFFERS": _decline_inverse,
     # No operation here takes feedback yet (LAUNCH cannot): every id is unknown.
     "ACKNOWLEDGE_OPERATION_STATUS": _ignore,
     "RECONCILE_OPERATIONS": _reconcile_operations,

@@ -25,6 +25,8 @@ class MasterBase:
     agents: dict[str, Agent]
     unreachable_agents: dict[str, UnreachableAgent]
     offers: dict[str, Offer]
+    # inverse offer id -> (framework id, agent id)
+    inverse_offers: dict[str, tuple[str, str]]
     allocator: Allocator
     counters: Counters
     loop: asyncio.AbstractEventLoop | None

@@ -66,6 +66,42 @@ class OffersMixin(MasterBase):
             framework = self.frameworks[framework_id]
             framework.send(event("OFFERS", {"offers": [self._offer_json(framework, o) for o in offers]}))
             self.counters.inc("master/outstanding_offers_sent", len(offers))
+        self._send_inverse_offers(now)
+
+    def _send_inverse_offers(self, now: float) -> None:
+        """Ask frameworks holding resources on agents under maintenance to release them."""
+        by_framework: dict[str, list[dict[str, Any]]] = {}
+        for inverse in self.allocator.inverse_offers(now):
+            framework = self.frameworks.get(inverse.framework_id)
+            if framework is None or not framework.connected or inverse.agent_id not in self.agents:
+                self.allocator.update_inverse_offer(inverse.agent_id, inverse.framework_id, None,
+                                                    None, now)
+                continue
+            offer_id = f"{self.id}-O{next(self._offer_ids)}"
+            self.inverse_offers[offer_id] = (framework.id, inverse.agent_id)
+            by_framework.setdefault(framework.id, []).append({
+                "id": {"value": offer_id},
+                "framework_id": {"value": framework.id},
+                "agent_id": {"value": inverse.agent_id},
+                "unavailability": inverse.unavailability.to_json(),
+                "resources": [],
+            })
+        for framework_id, items in by_framework.items():
+            self.frameworks[framework_id].send(event("INVERSE_OFFERS", {"inverse_offers": items}))
+
+    def answer_inverse_offers(
+        self, framework: Framework, offer_ids: list[str], accepted: bool, refuse_seconds: float
+    ) -> None:
+        """ACCEPT_/DECLINE_INVERSE_OFFERS; unknown ids are ignored, as Mesos does."""
+        now = self._now()
+        for offer_id in offer_ids:
+            owner = self.inverse_offers.get(offer_id)
+            if owner is None or owner[0] != framework.id:
+                continue
+            del self.inverse_offers[offer_id]
+            if owner[1] in self.agents:
+                self.allocator.update_inverse_offer(owner[1], framework.id, accepted,
+                                                    refuse_seconds, now)
 
     def _offer_json(self, framework: Framework, offer: Offer) -> dict[str, Any]:
         agent = self.agents[offer.agent_id]

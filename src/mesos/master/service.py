@@ -80,6 +80,7 @@ class Master(AgentsMixin, OffersMixin):
         self.agents: dict[str, Agent] = {}
         self.unreachable_agents: dict[str, UnreachableAgent] = {}
         self.offers: dict[str, Offer] = {}
+        self.inverse_offers: dict[str, tuple[str, str]] = {}
         self._agent_streams: dict[str, str] = {}  # stream id -> agent id
         self._pending_kills: dict[str, set[tuple[str, str]]] = {}
         self.counters = Counters()
@@ -353,6 +354,9 @@ class Master(AgentsMixin, OffersMixin):
         framework.active = False
         framework.unregistered_time = now
         self.allocator.remove_framework(framework.id)
+        for offer_id, (owner, _) in list(self.inverse_offers.items()):
+            if owner == framework.id:
+                del self.inverse_offers[offer_id]
         del self.frameworks[framework.id]
         self.removed_framework_ids.add(framework.id)
         self.completed_frameworks.append(framework)
