@@ -594,3 +594,60 @@ async def test_sigterm_shuts_down(agent: FakeAgent, executors: Any, tmp_path: Pa
     assert await executor.wait() == 0
     assert await all_gone(pids)
     assert await session_empty(executor.proc.pid)
+
+
+async def test_failing_health_check_kills_the_task_and_its_group(
+    agent: FakeAgent, executors: Any, tmp_path: Path
+) -> None:
+    health_check = {
+        "type": "COMMAND",
+        # Runs in the task's own sandbox, with its environment.
+        "command": {"value": 'echo "$MESOS_TASK_ID" >> checks.txt; test -e healthy'},
+        "delay_seconds": 0.0,
+        "interval_seconds": 0.1,
+        "timeout_seconds": 5.0,
+        "grace_period_seconds": 0.0,
+        "consecutive_failures": 2,
+    }
+    agent.on_subscribe = [
+        launch_group(
+            task_info("sick", "sleep 100", health_check=health_check),
+            task_info("other", SLEEPER),
+        )
+    ]
+    executor = executors(agent, tmp_path)
+    states = await agent.states(["sick", "other"])
+    assert states == {
+        "sick": ["TASK_STARTING", "TASK_RUNNING", "TASK_RUNNING", "TASK_KILLED"],
+        "other": ["TASK_STARTING", "TASK_RUNNING", "TASK_KILLED"],
+    }
+    sick = [s for s in agent.updates if s["task_id"]["value"] == "sick"]
+    assert sick[2]["healthy"] is False
+    assert sick[2]["reason"] == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+    assert sick[3]["healthy"] is False
+    assert "health check" in sick[3]["message"]
+    assert "healthy" not in agent.last("other")
+    assert (executor.task_dir("sick") / "checks.txt").read_text().split() == ["sick", "sick"]
+    assert await executor.wait() == 0
+    assert await session_empty(executor.proc.pid)
+
+
+async def test_general_check_of_a_group_task(
+    agent: FakeAgent, executors: Any, tmp_path: Path
+) -> None:
+    check = {
+        "type": "COMMAND",
+        "command": {"command": {"value": "exit 4"}},
+        "delay_seconds": 0.0,
+        "interval_seconds": 0.1,
+    }
+    agent.on_subscribe = [launch_group(task_info("checked", "sleep 100", check=check))]
+    executor = executors(agent, tmp_path)
+    statuses = [await agent.next_update() for _ in range(3)]
+    assert [s["state"] for s in statuses] == ["TASK_STARTING", "TASK_RUNNING", "TASK_RUNNING"]
+    assert statuses[1]["check_status"] == {"type": "COMMAND", "command": {}}
+    assert statuses[2]["check_status"] == {"type": "COMMAND", "command": {"exit_code": 4}}
+    assert statuses[2]["reason"] == "REASON_TASK_CHECK_STATUS_UPDATED"
+    await agent.send(kill_event("checked"))
+    assert (await agent.next_update())["state"] == "TASK_KILLED"
+    assert await executor.wait() == 0

@@ -40,6 +40,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from mesos.executor import checks
+
     Json = dict[str, Any]
 else:  # annotations are evaluated at run time; `from __future__` would cost an import
     Any = object
@@ -1129,6 +1131,8 @@ class CommandExecutor(ExecutorBase):
         self.max_completion_at: float | None = None
         self.max_completion_reached = False
         self.terminal_uuid: str | None = None
+        self.task_env: dict[bytes, bytes] = {}
+        self.checks: checks.TaskChecks | None = None  # its health check and general check
 
     # -- hooks of the executor machinery ------------------------------------------------
 
@@ -1140,9 +1144,11 @@ class CommandExecutor(ExecutorBase):
             super()._catch_signals()
 
     def _task_deadlines(self) -> tuple[float | None, ...]:
-        return (self.escalate_at, self.max_completion_at)
+        checks = () if self.checks is None else self.checks.deadlines()
+        return (self.escalate_at, self.max_completion_at, *checks)
 
     def _cleanup(self) -> None:
+        self._stop_checks()
         if self._tasks_running():
             self._kill_all()
         super()._cleanup()
@@ -1202,6 +1208,7 @@ class CommandExecutor(ExecutorBase):
             if not isinstance(command, dict):
                 raise LaunchError(f"Expecting task '{task_id}' to have a command")
             path, argv, env = build_command(command, self.environ, task_id)
+            self.task_env = env
             if self.own_group:
                 self.pid = posix.posix_spawn(path, argv, env, setsigmask=(), setsigdef=TASK_SIGDEF)
             else:
@@ -1217,7 +1224,16 @@ class CommandExecutor(ExecutorBase):
         if max_completion is not None:
             self.max_completion_at = time.monotonic() + max_completion
         self._send_update(self._status(task_id, "TASK_STARTING"))
-        self._send_update(self._status(task_id, "TASK_RUNNING"))
+        running = self._status(task_id, "TASK_RUNNING")
+        if "health_check" in task or "check" in task:
+            try:
+                self.checks = load_checks().TaskChecks(
+                    self, task, task_id, self.task_env, time.monotonic(), self._kill_unhealthy
+                )
+                running = self.checks.running_status(running)
+            except (OSError, ValueError, EOFError, TypeError, SyntaxError, ImportError) as exc:
+                log(f"cannot run the checks of task {task_id}: {exc}")
+        self._send_update(running)
         self._reap()  # a very short command may be gone already
 
     def _on_kill(self, task_id: str, kill_policy: object) -> None:
@@ -1312,6 +1328,7 @@ class CommandExecutor(ExecutorBase):
             return
         self.killed = True
         self.kill_started = now
+        self._stop_checks()
         self._terminate_task()
         self.escalate_at = now + grace
         if grace <= 0:
@@ -1327,6 +1344,8 @@ class CommandExecutor(ExecutorBase):
         self._kill_all()
 
     def _reap(self) -> None:
+        if self.checks is not None:
+            self.checks.reap()
         if self.pid is None or self.exited:
             return
         try:
@@ -1338,6 +1357,7 @@ class CommandExecutor(ExecutorBase):
         self.exited = True
         self.escalate_at = None
         self.max_completion_at = None
+        self._stop_checks()
         # Leave nothing of a killed task behind.  After a normal exit the agent's killpg
         # of the executor's group does that, unless the task has a group of its own.
         if self.killed:
@@ -1369,6 +1389,8 @@ class CommandExecutor(ExecutorBase):
             self.exit_code = 1
             return
         status = self._status(self.task_id, state, message, reason)
+        if self.checks is not None:
+            status = self.checks.terminal_status(status)
         self.terminal_uuid = status["uuid"]
         self._send_update(status)
         if self.terminal_uuid not in self.unacked:
@@ -1383,11 +1405,20 @@ class CommandExecutor(ExecutorBase):
             now + ACK_TIMEOUT if self.exit_at is None else min(self.exit_at, now + ACK_TIMEOUT)
         )
 
+    def _stop_checks(self) -> None:
+        if self.checks is not None:
+            self.checks.stop()
+
+    def _kill_unhealthy(self) -> None:
+        self._kill(self.kill_grace if self.kill_grace is not None else DEFAULT_KILL_GRACE)
+
     # -- timers ------------------------------------------------------------------------
 
     def _on_task_timers(self, now: float) -> None:
         if self.escalate_at is not None and now >= self.escalate_at:
             self._escalate()
+        if self.checks is not None:
+            self.checks.on_timers(now)
         if self.max_completion_at is not None and now >= self.max_completion_at:
             self.max_completion_at = None
             if not self.exited and not self.killed:
@@ -1395,6 +1426,46 @@ class CommandExecutor(ExecutorBase):
                 self.max_completion_reached = True
                 grace = self.kill_grace if self.kill_grace is not None else DEFAULT_KILL_GRACE
                 self._kill(grace)
+
+
+_checks_module: Any = None
+
+
+def load_checks() -> Any:
+    """The module of the health checks and general checks (``checks.py``), on first use.
+
+    Only tasks with checks need it, so the executor's start-up does not load it.  Imported
+    as a package module, this imports ``mesos.executor.checks``; run as a script, it
+    executes the file next to this one (``checks.<tag>.pyc`` beside this bytecode, which
+    ``executor_argv`` writes, or ``checks.py`` beside this source) in a namespace holding
+    this module's names, since an executor started with ``-S -I`` has no package to import.
+    """
+    global _checks_module
+    if _checks_module is not None:
+        return _checks_module
+    if __package__:
+        from . import checks as module
+
+        _checks_module = module
+        return module
+    import marshal
+
+    directory, _, name = _abspath(__file__).rpartition("/")
+    if name.endswith(".pyc"):
+        path = f"{directory}/{name.replace('command', 'checks', 1)}"
+        with open(path, "rb") as handle:
+            code = marshal.loads(handle.read()[16:])
+    else:
+        path = f"{directory}/checks.py"
+        with open(path, "rb") as handle:
+            code = compile(handle.read(), path, "exec")
+    namespace = dict(globals())
+    namespace.update(__name__="checks", __file__=path, __package__=None, __doc__=None)
+    exec(code, namespace)
+    module = type(sys)("checks")
+    module.__dict__.update(namespace)
+    _checks_module = module
+    return module
 
 
 def executor_argv(python: str | None = None, cache_dir: str | None = None) -> list[str]:
@@ -1407,7 +1478,6 @@ def executor_argv(python: str | None = None, cache_dir: str | None = None) -> li
     ``cache_dir``), compiling it first when missing or stale, and falls back to the source
     path when no bytecode can be written or ``python`` is another interpreter.
     """
-    import importlib.util
     import py_compile
 
     interpreter = python or sys.executable
@@ -1416,31 +1486,42 @@ def executor_argv(python: str | None = None, cache_dir: str | None = None) -> li
     if source.endswith(".pyc") or interpreter != sys.executable:
         return [*argv, source]
     try:
-        cached = importlib.util.cache_from_source(source)
-        if cache_dir is not None:
-            cached = f"{cache_dir.rstrip('/')}/{cached.rpartition('/')[2]}"
-        stat = posix.stat(source)
-        try:
-            with open(cached, "rb") as handle:
-                header = handle.read(16)
-        except OSError:
-            header = b""
-        expected = (
-            importlib.util.MAGIC_NUMBER
-            + b"\0\0\0\0"
-            + (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
-            + (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
-        )
-        if header != expected:
-            py_compile.compile(
-                source,
-                cfile=cached,
-                doraise=True,
-                invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP,
-            )
+        cached = _fresh_bytecode(source, cache_dir)
+        # Loaded by load_checks() from beside this file's bytecode, when a task has checks.
+        _fresh_bytecode(f"{source.rpartition('/')[0]}/checks.py", cache_dir)
         return [*argv, cached]
     except (OSError, py_compile.PyCompileError, NotImplementedError, ValueError):
         return [*argv, source]
+
+
+def _fresh_bytecode(source: str, cache_dir: str | None) -> str:
+    """The path of up-to-date bytecode of ``source`` (compiled when missing or stale)."""
+    import importlib.util
+    import py_compile
+
+    cached = importlib.util.cache_from_source(source)
+    if cache_dir is not None:
+        cached = f"{cache_dir.rstrip('/')}/{cached.rpartition('/')[2]}"
+    stat = posix.stat(source)
+    try:
+        with open(cached, "rb") as handle:
+            header = handle.read(16)
+    except OSError:
+        header = b""
+    expected = (
+        importlib.util.MAGIC_NUMBER
+        + b"\0\0\0\0"
+        + (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+        + (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    )
+    if header != expected:
+        py_compile.compile(
+            source,
+            cfile=cached,
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP,
+        )
+    return cached
 
 
 def _abspath(path: str) -> str:

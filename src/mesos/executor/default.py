@@ -41,6 +41,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from mesos.executor import checks
     from mesos.executor import command as lean
 
     Json = dict[str, Any]
@@ -250,6 +251,8 @@ class Task:
         self.killing = False
         self.kill_started = 0.0
         self.escalate_at: float | None = None
+        self.env: dict[bytes, bytes] = {}  # of its command (and of its COMMAND checks)
+        self.checks: checks.TaskChecks | None = None  # its health check and general check
 
     @property
     def live(self) -> bool:
@@ -283,12 +286,18 @@ class DefaultExecutor(lean.ExecutorBase):
         self.sandbox_root = posix.getcwd()
 
     def _task_deadlines(self) -> tuple[float | None, ...]:
-        return tuple(task.escalate_at for task in self.tasks.values())
+        deadlines = [task.escalate_at for task in self.tasks.values()]
+        for task in self.tasks.values():
+            if task.checks is not None:
+                deadlines += task.checks.deadlines()
+        return tuple(deadlines)
 
     def _on_task_timers(self, now: float) -> None:
-        for task in self.tasks.values():
+        for task in list(self.tasks.values()):
             if task.escalate_at is not None and now >= task.escalate_at:
                 self._escalate(task)
+            if task.checks is not None:
+                task.checks.on_timers(now)
 
     def _grace_exit_code(self) -> int:
         return 1 if self.agent_gone else 0
@@ -302,6 +311,8 @@ class DefaultExecutor(lean.ExecutorBase):
 
     def _abandon_tasks(self) -> None:
         for task in self.tasks.values():
+            if task.checks is not None:
+                task.checks.stop()
             if task.live:
                 self._kill_group(task, SIGKILL)
 
@@ -382,9 +393,24 @@ class DefaultExecutor(lean.ExecutorBase):
                 failures.append((task, f"Failed to launch command: {exc}"))
                 continue
             log(f"started task {task.task_id} as pid {task.pid}")
+        now = time.monotonic()
         for task in members:
-            if task.pid is not None:
-                self._send_update(self._status(task.task_id, "TASK_RUNNING"))
+            if task.pid is None:
+                continue
+            running = self._status(task.task_id, "TASK_RUNNING")
+            if "health_check" in task.info or "check" in task.info:
+
+                def kill(task: Task = task) -> None:
+                    self._kill_unhealthy(task)
+
+                try:
+                    task.checks = lean.load_checks().TaskChecks(
+                        self, task.info, task.task_id, task.env, now, kill, cwd=task.sandbox
+                    )
+                    running = task.checks.running_status(running)
+                except (OSError, ValueError, EOFError, TypeError, SyntaxError, ImportError) as exc:
+                    log(f"cannot run the checks of task {task.task_id}: {exc}")
+            self._send_update(running)
         for task, message in failures:
             self._finish(task, "TASK_FAILED", message)
             self._apply_group_policy(task, "TASK_FAILED")
@@ -407,6 +433,7 @@ class DefaultExecutor(lean.ExecutorBase):
                 posix.chdir(sandbox)  # the task's cwd (and relative executables' base)
                 try:
                     path, argv, env = task_command(command, self.environ, task.task_id, sandbox)
+                    task.env = env
                     task.pid = posix.posix_spawn(
                         path,
                         argv,
@@ -492,12 +519,18 @@ class DefaultExecutor(lean.ExecutorBase):
             return
         task.killing = True
         task.kill_started = time.monotonic()
+        if task.checks is not None:
+            task.checks.stop()
         task.escalate_at = task.kill_started + grace
         if "TASK_KILLING_STATE" in self.capabilities and not self.agent_gone:
             self._send_update(self._status(task.task_id, "TASK_KILLING"))
         self._kill_group(task, SIGTERM)
         if grace <= 0:
             self._escalate(task)
+
+    def _kill_unhealthy(self, task: Task) -> None:
+        """The task failed its health check too often (its group policy follows)."""
+        self._kill(task, kill_grace(None, task.info))
 
     def _escalate(self, task: Task) -> None:
         task.escalate_at = None
@@ -521,6 +554,8 @@ class DefaultExecutor(lean.ExecutorBase):
 
     def _reap(self) -> None:
         for task in list(self.tasks.values()):
+            if task.checks is not None:
+                task.checks.reap()
             if not task.live:
                 continue
             assert task.pid is not None
@@ -547,6 +582,8 @@ class DefaultExecutor(lean.ExecutorBase):
         assert task.pid is not None
         task.exited = True
         task.escalate_at = None
+        if task.checks is not None:
+            task.checks.stop()
         # Leave nothing of the task's process group behind.
         try:
             posix.killpg(task.pid, SIGKILL)
@@ -565,6 +602,8 @@ class DefaultExecutor(lean.ExecutorBase):
         if self.agent_gone:
             return
         status = self._status(task.task_id, state, message)
+        if task.checks is not None:
+            status = task.checks.terminal_status(status)
         task.terminal_uuid = status["uuid"]
         self._send_update(status)
 
