@@ -18,6 +18,8 @@ from mesos.http.streaming import EventStream
 from mesos.master.accept import resources_of
 from mesos.master.base import MasterBase
 from mesos.master.events import event
+from mesos.master.registrar import info_json
+from mesos.master.registry import AdmitAgent, MarkAgentUnreachable
 from mesos.master.state import Agent, Framework, Task, UnreachableAgent
 from mesos.resources import Resources
 from mesos.v1 import codec
@@ -78,9 +80,12 @@ class AgentsMixin(MasterBase):
         info: v1.AgentInfo = body.agent_info
         now = self._now()
         agent_id = info.id.value if info.id is not None else None
+        if agent_id and agent_id in self.registrar.registry.gone:
+            raise ValidationError(f"Agent {agent_id} has been marked gone")
         existing = self.agents.get(agent_id) if agent_id else None
         reregistered = agent_id is not None and (
             existing is not None or agent_id in self.unreachable_agents
+            or agent_id in self.recovered_agents
         )
         if not agent_id:
             agent_id = f"{self.id}-S{next(self._agent_ids)}"
@@ -107,17 +112,16 @@ class AgentsMixin(MasterBase):
             self._agent_streams[stream.stream_id] = agent_id
         self.agents[agent_id] = agent
         was_unreachable = self.unreachable_agents.pop(agent_id, None) is not None
+        self.recovered_agents.pop(agent_id, None)
         used = self._adopt_reported(agent, report, existing, was_unreachable, now)
         self.allocator.add_agent(agent_id, report.total, used,
                                  domain=codec.to_builtins(info.domain) if info.domain else None)
-        stream.send(event("SUBSCRIBED", {
-            "agent_id": {"value": agent_id},
-            "ping_interval_seconds": float(self.flags.agent_ping_timeout),
-        }))
-        for framework_id, task_id in self._pending_kills.pop(agent_id, set()):
-            if task_id in agent.tasks.get(framework_id, {}):
-                agent.send(event("KILL_TASK", {"framework_id": {"value": framework_id},
-                                               "task_id": {"value": task_id}}))
+        # Nothing is offered, and the agent hears SUBSCRIBED, only once it is admitted
+        # in the registry.
+        self.allocator.deactivate_agent(agent_id)
+        agent.active = False
+        self._persist(AdmitAgent(id=agent_id, info=info_json(info)),
+                      then=lambda: self._admitted(agent, stream))
         self.counters.inc(
             "master/slave_reregistrations" if reregistered else "master/slave_registrations"
         )
@@ -126,6 +130,21 @@ class AgentsMixin(MasterBase):
                  agent_id, pid, info.hostname, report.total)
         self.wake_allocator()
         return agent
+
+    def _admitted(self, agent: Agent, stream: EventStream) -> None:
+        if self.agents.get(agent.id) is not agent or stream.closed:
+            return  # it went away, or re-registered again, before the write landed
+        agent.active = True
+        self.allocator.activate_agent(agent.id)
+        stream.send(event("SUBSCRIBED", {
+            "agent_id": {"value": agent.id},
+            "ping_interval_seconds": float(self.flags.agent_ping_timeout),
+        }))
+        for framework_id, task_id in self._pending_kills.pop(agent.id, set()):
+            if task_id in agent.tasks.get(framework_id, {}):
+                agent.send(event("KILL_TASK", {"framework_id": {"value": framework_id},
+                                               "task_id": {"value": task_id}}))
+        self.wake_allocator()
 
     @staticmethod
     def _peer_ip(stream: EventStream) -> str:
@@ -303,8 +322,17 @@ class AgentsMixin(MasterBase):
                 agent.send(event("PING"))
 
     def mark_unreachable(self, agent: Agent, why: str) -> None:
+        """Persist that the agent is unreachable, then tell its frameworks."""
         log.warning("Marking agent %s (%s) unreachable: %s", agent.id, agent.info.hostname, why)
         now = self._now()
+
+        def marked() -> None:
+            if self.agents.get(agent.id) is agent:  # else it re-registered meanwhile
+                self._mark_unreachable_now(agent, why, now)
+
+        self._persist(MarkAgentUnreachable(id=agent.id, time=now), then=marked)
+
+    def _mark_unreachable_now(self, agent: Agent, why: str, now: float) -> None:
         self._drop_agent_from_allocator(agent)
         for task in agent.all_tasks():
             framework = self.frameworks.get(task.framework_id)

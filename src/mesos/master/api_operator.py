@@ -1,8 +1,9 @@
 """``POST /api/v1`` on the master: the operator calls this master has so far.
 
 Weights and quota (GET_/UPDATE_WEIGHTS, GET_/UPDATE_QUOTA), and the informational
-calls (GET_HEALTH, GET_VERSION, GET_FLAGS). They are not yet persisted in a registry:
-a restarted master starts from its flags. Other calls answer 501.
+calls (GET_HEALTH, GET_VERSION, GET_FLAGS). Weight and quota updates are written to
+the registry before they are answered, so a restarted master keeps them. Other calls
+answer 501.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from mesos import __version__
 from mesos.allocator import Quota, QuotaError
 from mesos.http import responses
 from mesos.http.keys import MASTER
+from mesos.master.registry import QuotaRecord, UpdateQuota, UpdateWeights
 from mesos.master.service import Master, validate_role
 
 
@@ -42,8 +44,8 @@ def quota_json(master: Master) -> dict[str, Any]:
     return {"configs": configs}
 
 
-def update_weights(master: Master, items: Any, where: str) -> None:
-    """Validate every weight first, then apply them all."""
+async def update_weights(master: Master, items: Any, where: str) -> None:
+    """Validate every weight first, persist them, then apply them all."""
     if not isinstance(items, list):
         raise ValueError(f"'{where}' must be a list of {{role, weight}}")
     new: dict[str, float] = {}
@@ -61,6 +63,7 @@ def update_weights(master: Master, items: Any, where: str) -> None:
         if not weight > 0:
             raise ValueError(f"Invalid '{where}[{i}].weight': weights must be positive")
         new[role] = weight
+    await master.registrar.apply(UpdateWeights(weights=new))
     master.allocator.update_weights(new)
     master.weights.update(new)
     master.wake_allocator()
@@ -84,8 +87,8 @@ def _amounts(value: Any, where: str) -> dict[str, float]:
     return out
 
 
-def update_quota(master: Master, configs: Any) -> None:
-    """All configs are checked, then applied together (or none is)."""
+async def update_quota(master: Master, configs: Any) -> None:
+    """All configs are checked, then applied together (or none is), then persisted."""
     if not isinstance(configs, list):
         raise ValueError("'update_quota.quota_configs' must be a list")
     parsed: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
@@ -103,6 +106,9 @@ def update_quota(master: Master, configs: Any) -> None:
         master.allocator.update_quotas({r: Quota.of(g or None, lim or None) for r, (g, lim) in parsed.items()})
     except QuotaError as exc:
         raise ValueError(str(exc)) from None
+    await master.registrar.apply(UpdateQuota(configs=[
+        QuotaRecord(role=role, guarantees=g, limits=lim) for role, (g, lim) in parsed.items()
+    ]))
     for role, (guarantees, limits) in parsed.items():
         if guarantees or limits:
             master.quota_configs[role] = (guarantees, limits)
@@ -134,13 +140,13 @@ async def operator_api(request: web.Request) -> web.Response:
         if call == "GET_WEIGHTS":
             return _ok(call, {"weight_infos": weights_json(master)})
         if call == "UPDATE_WEIGHTS":
-            update_weights(master, (body.get("update_weights") or {}).get("weight_infos"),
-                           "update_weights.weight_infos")
+            await update_weights(master, (body.get("update_weights") or {}).get("weight_infos"),
+                                 "update_weights.weight_infos")
             return web.Response(status=200)
         if call == "GET_QUOTA":
             return _ok(call, {"status": quota_json(master)})
         if call == "UPDATE_QUOTA":
-            update_quota(master, (body.get("update_quota") or {}).get("quota_configs"))
+            await update_quota(master, (body.get("update_quota") or {}).get("quota_configs"))
             return web.Response(status=200)
     except ValueError as exc:
         return responses.bad_request(str(exc))
@@ -152,7 +158,7 @@ async def legacy_weights(request: web.Request) -> web.Response:
     if request.method == "GET":
         return web.json_response(weights_json(master))
     try:
-        update_weights(master, json.loads(await request.read()), "body")
+        await update_weights(master, json.loads(await request.read()), "body")
     except ValueError as exc:
         return responses.bad_request(str(exc))
     return web.Response(status=200)

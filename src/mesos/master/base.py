@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from mesos.allocator import Allocator
 from mesos.flags import Flags
 from mesos.master.state import Agent, Counters, Framework, Offer, Task, UnreachableAgent
 from mesos.v1 import mesos as v1
 from mesos.v1.enums import TaskState, TaskStatusReason
+
+if TYPE_CHECKING:
+    from mesos.master.registrar import Registrar
+    from mesos.master.registry import Operation
 
 
 class MasterBase:
@@ -36,6 +41,15 @@ class MasterBase:
     # agent id -> (framework id, task id) kills to resend when the agent comes back
     _pending_kills: dict[str, set[tuple[str, str]]]
     _allocation_wakeup: asyncio.Event
+    weights: dict[str, float]
+    # role -> (guarantees, limits) as set by UPDATE_QUOTA; the allocator enforces it.
+    quota_configs: dict[str, tuple[dict[str, float], dict[str, float]]]
+    registrar: Registrar
+    # Agents the recovered registry admitted that have not re-registered yet.
+    recovered_agents: dict[str, v1.AgentInfo]
+
+    def _persist(self, *operations: Operation, then: Callable[[], None] | None = None) -> None:
+        raise NotImplementedError
 
     def _now(self) -> float:
         raise NotImplementedError

@@ -14,6 +14,15 @@ FLAGS: list[Flag] = [
     Flag("hostname_lookup", bool, False,
          "Whether to look up the hostname of --ip when --hostname is unset."),
     Flag("work_dir", str, None, "Directory for the master's durable state (the registry)."),
+    Flag("registry", str, None,
+         "Where the registry (admitted, unreachable and gone agents, frameworks, weights, "
+         "quota) is kept: 'sqlite' (a file under --work_dir; the default when --work_dir "
+         "is set; 'replicated_log' is accepted as its alias) or 'in_memory' (lost on exit; "
+         "the default without --work_dir)."),
+    Flag("agent_reregister_timeout", Duration, "10mins",
+         "How long a recovered master waits for the agents in its registry to re-register "
+         "before marking them unreachable.",
+         aliases=("slave_reregister_timeout",)),
     Flag("cluster", str, None, "Human readable name for the cluster, shown in the web UI."),
     Flag("allocation_interval", Duration, "1secs",
          "Time between batch allocations; resources freed in between trigger one sooner."),

@@ -27,6 +27,8 @@ from mesos.master import accept as acceptmod
 from mesos.master.agents import AgentsMixin
 from mesos.master.events import event
 from mesos.master.offers import OffersMixin
+from mesos.master.registrar import RegistrarMixin, info_json
+from mesos.master.registry import AddFramework, RemoveFramework
 from mesos.master.state import (
     TERMINAL_STATES,
     Agent,
@@ -55,7 +57,7 @@ def _ip_as_int(ip: str) -> int:
     return int.from_bytes(packed, "little")
 
 
-class Master(AgentsMixin, OffersMixin):
+class Master(AgentsMixin, OffersMixin, RegistrarMixin):
     def __init__(self, flags: Flags) -> None:
         for name in ("role_sorter", "framework_sorter"):
             if getattr(flags, name) not in ("drf", "random"):
@@ -93,6 +95,8 @@ class Master(AgentsMixin, OffersMixin):
         self.quota_configs: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
         self.allocator = self._load_allocator(flags)
         self.allocator.update_weights(self.weights)
+        self.recovered_agents: dict[str, v1.AgentInfo] = {}
+        self._open_registry()
         self._allocation_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -149,6 +153,7 @@ class Master(AgentsMixin, OffersMixin):
         self.loop = asyncio.get_running_loop()
         self._tasks.append(asyncio.create_task(self._allocation_loop()))
         self._tasks.append(asyncio.create_task(self._ping_loop()))
+        self._start_reregister_timer()
         log.info("Master %s (%s) started on %s:%s", self.id, __version__, self.ip, self.port)
 
     async def stop(self) -> None:
@@ -159,6 +164,7 @@ class Master(AgentsMixin, OffersMixin):
                 await task
             except asyncio.CancelledError:
                 pass
+        await self._close_registry()
         for framework in self.frameworks.values():
             if framework.stream is not None:
                 framework.stream.close()
@@ -222,6 +228,15 @@ class Master(AgentsMixin, OffersMixin):
             self._failover(framework, info, set(call.subscribe.suppressed_roles), now)
         framework.stream = request_stream
         framework.stream_id = request_stream.stream_id
+        # Offers wait until the framework is in the registry; SUBSCRIBED says it is.
+        self.allocator.deactivate_framework(framework.id)
+        self._persist(AddFramework(id=framework.id, info=info_json(framework.info)),
+                      then=lambda: self._subscribed(framework, request_stream))
+        return framework
+
+    def _subscribed(self, framework: Framework, request_stream: EventStream) -> None:
+        if framework.stream is not request_stream or request_stream.closed:
+            return  # the subscription ended (or failed over) before it was durable
         framework.active = True
         request_stream.send(
             event(
@@ -236,7 +251,6 @@ class Master(AgentsMixin, OffersMixin):
         request_stream.send(event("HEARTBEAT"))
         self.allocator.activate_framework(framework.id)
         self.wake_allocator()
-        return framework
 
     def _new_framework(self, framework_id: str, info: v1.FrameworkInfo, now: float) -> Framework:
         framework = Framework(id=framework_id, info=info, registered_time=now)
@@ -359,6 +373,7 @@ class Master(AgentsMixin, OffersMixin):
                 del self.inverse_offers[offer_id]
         del self.frameworks[framework.id]
         self.removed_framework_ids.add(framework.id)
+        self._persist(RemoveFramework(id=framework.id))
         self.completed_frameworks.append(framework)
         excess = len(self.completed_frameworks) - int(self.flags.max_completed_frameworks)
         if excess > 0:

@@ -183,7 +183,8 @@ def state(master: Master) -> dict[str, Any]:
         "leader_info": leader,
         "flags": master.flags.as_dict(),
         "slaves": [agent_json(master, a) for a in master.agents.values()],
-        "recovered_slaves": [],
+        # Agents the recovered registry expects back (--agent_reregister_timeout).
+        "recovered_slaves": [codec.to_builtins(i) for i in master.recovered_agents.values()],
         "frameworks": [framework_json(master, f) for f in master.frameworks.values()],
         "completed_frameworks": [framework_json(master, f) for f in master.completed_frameworks],
         "orphan_tasks": [],

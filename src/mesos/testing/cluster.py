@@ -145,6 +145,17 @@ class Cluster:
         self.wait_agents(self.num_agents)
         return self
 
+    def restart_master(self, extra_flags: list[str] | None = None) -> Daemon:
+        """SIGKILL the master (as a crash would) and start a new one on the same port
+        and work dir, so it recovers from the registry there."""
+        assert self.master is not None
+        old = self.master
+        old.kill()
+        self.master = Daemon(old.name, [*old.args, *(extra_flags or [])], old.log_path, old.env)
+        self.master.start()
+        wait_for(lambda: self._health(), 20, "the restarted master to answer /health")
+        return self.master
+
     def _health(self) -> bool:
         if self.master is not None and not self.master.alive():
             raise RuntimeError(f"master exited:\n{self.master.log()[-3000:]}")
@@ -165,6 +176,18 @@ class Cluster:
         agent.start()
         self.agents.append(agent)
         self.agent_ports.append(port)
+        return agent
+
+    def restart_agent(self, index: int, extra_flags: list[str] | None = None) -> Daemon:
+        """Start agent ``index`` again with the same flags (plus ``extra_flags``), port
+        and work dir. An agent still running is SIGKILLed first (by its PID), as a
+        crash would.
+        """
+        old = self.agents[index]
+        old.kill()
+        agent = Daemon(old.name, [*old.args, *(extra_flags or [])], old.log_path, old.env)
+        agent.start()
+        self.agents[index] = agent
         return agent
 
     def wait_agents(self, count: int, timeout: float = 20) -> list[dict[str, Any]]:
