@@ -82,6 +82,8 @@ async def executor_api(request: web.Request) -> web.StreamResponse:
         return responses.text(501, "Received 'UNKNOWN' call")
     if call.type == "SUBSCRIBE" and not responses.accepts_json(request):
         return responses.text(406, "Expecting 'Accept' to allow 'application/json'")
+    if agent.recovering:  # as Mesos: executors retry until the agent has its state back
+        return responses.text(503, "Agent has not finished recovery")
     framework_id = call.framework_id.value
     executor_id = call.executor_id.value
     error = agent.core.executor_call_error(framework_id, executor_id, call.type)

@@ -63,6 +63,7 @@ from mesos.agent.events import (
     LaunchExecutor,
     Registered,
     RegistrationTimeout,
+    ReregistrationTimeout,
     RunTask,
     RunTaskGroup,
     SendToExecutor,
@@ -136,6 +137,7 @@ class AgentCore:
             ExecutorStarted: self._executor_started,
             ExecutorLaunchFailed: self._executor_launch_failed,
             RegistrationTimeout: self._registration_timeout,
+            ReregistrationTimeout: self._reregistration_timeout,
             ExecutorExited: self._executor_exited,
             UpdateAcknowledged: self._update_acknowledged,
         }
@@ -618,6 +620,18 @@ class AgentCore:
         executor.termination = Termination(
             "TASK_FAILED", "REASON_EXECUTOR_REGISTRATION_TIMEOUT",
             f"Executor did not register within {self.config.registration_timeout:g}secs")
+        return [DestroyContainer(executor.framework_id, executor.id, executor.container_id)]
+
+    def _reregistration_timeout(self, event: ReregistrationTimeout, now: float) -> list[Effect]:
+        executor = self._current(event.framework_id, event.executor_id, event.container_id)
+        if executor is None or executor.state != "RUNNING" or executor.connected:
+            return []
+        log.warning("Terminating recovered executor '%s' of framework %s: it did not "
+                    "re-subscribe", executor.id, executor.framework_id)
+        executor.state = "TERMINATING"
+        executor.termination = Termination(
+            "TASK_FAILED", "REASON_EXECUTOR_REREGISTRATION_TIMEOUT",
+            "Executor did not re-register after the agent restarted")
         return [DestroyContainer(executor.framework_id, executor.id, executor.container_id)]
 
     def _executor_exited(self, event: ExecutorExited, now: float) -> list[Effect]:

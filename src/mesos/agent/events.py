@@ -136,6 +136,15 @@ class RegistrationTimeout:
 
 
 @dataclass(frozen=True, slots=True)
+class ReregistrationTimeout:
+    """A recovered executor did not re-subscribe in time after an agent restart."""
+
+    framework_id: str
+    executor_id: str
+    container_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutorExited:
     """The executor's process is gone; ``status`` is its wait status (None: never ran)."""
 
@@ -171,6 +180,7 @@ Event = (
     | ExecutorStarted
     | ExecutorLaunchFailed
     | RegistrationTimeout
+    | ReregistrationTimeout
     | ExecutorExited
     | UpdateAcknowledged
 )

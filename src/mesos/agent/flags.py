@@ -42,6 +42,11 @@ FLAGS: list[Flag] = [
          "Exported to checkpointing executors as MESOS_SUBSCRIPTION_BACKOFF_MAX."),
     Flag("recovery_timeout", Duration, "15mins",
          "Exported to checkpointing executors as MESOS_RECOVERY_TIMEOUT."),
+    Flag("recover", str, "reconnect",
+         "On start with checkpoints: 'reconnect' to executors still running, or 'cleanup' "
+         "(shut them down and start as a new agent)."),
+    Flag("strict", bool, True,
+         "Refuse to start when a checkpoint cannot be read (else skip it)."),
     Flag("registration_backoff_factor", Duration, "1secs",
          "First delay before re-subscribing with the master; doubles up to 1mins."),
     Flag("status_update_retry_interval", Duration, "10secs",

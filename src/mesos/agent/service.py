@@ -14,13 +14,14 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mesos import __version__
-from mesos.agent import launcher
+from mesos.agent import checkpoint, launcher, recovery
 from mesos.agent.core import AgentCore, CoreConfig
 from mesos.agent.events import (
     CloseExecutorStream,
@@ -43,6 +44,7 @@ from mesos.agent.events import (
     LaunchExecutor,
     Registered,
     RegistrationTimeout,
+    ReregistrationTimeout,
     RunTask,
     RunTaskGroup,
     SendToExecutor,
@@ -113,6 +115,11 @@ class Agent:
         )
         self.streams: dict[tuple[str, str], EventStream] = {}
         self.processes: dict[str, asyncio.subprocess.Process] = {}
+        # Executors found alive on recovery (not our children): container id -> pid.
+        self.recovered_pids: dict[str, int] = {}
+        self.checkpointer = checkpoint.Checkpointer(os.path.abspath(flags.work_dir))
+        # While the checkpoints are read back, executor calls are answered 503.
+        self.recovering = False
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}
         self._retry: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -149,12 +156,15 @@ class Agent:
     def _execute(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, SendToExecutor):
+                if effect.event.type in ("LAUNCH", "LAUNCH_GROUP"):
+                    self._checkpoint_tasks(effect)
                 stream = self.streams.get((effect.framework_id, effect.executor_id))
                 if stream is not None:
                     stream.send(codec.encode(effect.event))
             elif isinstance(effect, ForwardStatus):
                 self._take_status(effect)
             elif isinstance(effect, LaunchExecutor):
+                self._checkpoint_executor(effect)
                 self._spawn(self._launch_executor(effect))
             elif isinstance(effect, CloseExecutorStream):
                 stream = self.streams.pop((effect.framework_id, effect.executor_id), None)
@@ -179,6 +189,8 @@ class Agent:
             elif isinstance(effect, FrameworksRemoved):
                 for framework_id in effect.framework_ids:
                     self.updates.remove_framework(framework_id)
+                    if self.core.agent_id is not None:
+                        self.checkpointer.remove_framework(self.core.agent_id, framework_id)
             else:  # pragma: no cover - every effect is handled above
                 raise AssertionError(f"unhandled effect {effect!r}")
 
@@ -191,6 +203,10 @@ class Agent:
         now = asyncio.get_running_loop().time()
         received, forwards = self.updates.update(effect.framework_id, effect.status, now)
         status = effect.status
+        if received is Received.NEW:
+            # Checkpointed before it is acknowledged to the executor or forwarded.
+            self._checkpoint(effect.framework_id, status.task_id.value,
+                             lambda a, f, e, c: self.checkpointer.update(a, f, e, c, status))
         if received is Received.AFTER_TERMINAL:
             self.core.invalid_status_updates += 1
             log.warning("Ignoring %s for task '%s' of framework %s: it already has a terminal "
@@ -296,6 +312,11 @@ class Agent:
         self.master_hostname = self.link.url.split("://", 1)[1].split(":", 1)[0]
         self.executor_env = _replace_agent_id(self.executor_env, agent_id)
         self.dispatch(Registered(agent_id))
+        if current != agent_id:
+            try:
+                self.checkpointer.agent(agent_id)
+            except OSError as exc:
+                log.error("Failed to checkpoint the agent id: %s", exc)
         self._forward(self.updates.resume(asyncio.get_running_loop().time()))
 
     def _on_master_lost(self) -> None:
@@ -311,9 +332,15 @@ class Agent:
                      ack.outcome.value.replace("_", " "), task_id, framework_id)
             return
         assert ack.status is not None
+        self._checkpoint(framework_id, task_id, lambda a, f, e, c: self.checkpointer.ack(
+            a, f, e, c, task_id, ack_uuid))
         log.info("Status update %s for task '%s' of framework %s was acknowledged",
                  ack.status.state, task_id, framework_id)
+        framework = self.core.frameworks.get(framework_id)
+        executor = framework.executor_of_task(task_id) if framework is not None else None
         self.dispatch(UpdateAcknowledged(framework_id, task_id, ack.status.state))
+        if executor is not None:
+            self._forget_run(framework_id, executor.id, executor.container_id)
         self._forward(ack.forwards)
 
     # ------------------------------------------------------------------ executors
@@ -373,6 +400,13 @@ class Agent:
             return
         self.processes[cid] = process
         self.dispatch(ExecutorStarted(effect.framework_id, effect.executor_id, cid, process.pid))
+        if effect.framework_info.checkpoint and self.core.agent_id is not None:
+            try:
+                self.checkpointer.pid(self.core.agent_id, effect.framework_id,
+                                      effect.executor_id, cid, process.pid)
+            except OSError as exc:
+                log.error("Failed to checkpoint the pid of executor '%s': %s",
+                          effect.executor_id, exc)
         executor = self.core.executor(effect.framework_id, effect.executor_id)
         if (executor is None or executor.container_id != cid or executor.state == "TERMINATED"
                 or (executor.state == "TERMINATING" and not executor.connected)):
@@ -394,6 +428,7 @@ class Agent:
         self.processes.pop(cid, None)
         status = launcher.wait_status(returncode)
         self.dispatch(ExecutorExited(effect.framework_id, effect.executor_id, cid, status))
+        self._forget_run(effect.framework_id, effect.executor_id, cid)
         self._cancel_timers(cid)  # one armed while the remains were being killed
 
     def _cancel_timers(self, container_id: str) -> None:
@@ -401,16 +436,175 @@ class Agent:
             handle.cancel()
 
     def _destroy(self, container_id: str) -> None:
+        pid = self.recovered_pids.get(container_id)
+        if pid is not None:
+            log.info("Killing recovered container %s (session %s)", container_id, pid)
+            self._spawn(asyncio.to_thread(launcher.kill_session, pid), watcher=True)
+            return
         process = self.processes.get(container_id)
         if process is not None and process.returncode is None:
             log.info("Killing container %s (session %s)", container_id, process.pid)
             # Scanning /proc for the session takes a while: not on the event loop.
             self._spawn(asyncio.to_thread(launcher.kill_session, process.pid), watcher=True)
 
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoints(self, framework_id: str) -> str | None:
+        """The agent id when ``framework_id`` is checkpointed here, else None."""
+        framework = self.core.frameworks.get(framework_id)
+        if framework is None or not framework.info.checkpoint:
+            return None
+        return self.core.agent_id
+
+    def _checkpoint_executor(self, effect: LaunchExecutor) -> None:
+        agent_id = self._checkpoints(effect.framework_id)
+        if agent_id is None:
+            return
+        try:
+            self.checkpointer.framework(agent_id, effect.framework_info)
+            self.checkpointer.executor(
+                agent_id, effect.framework_id, effect.executor_info, effect.container_id,
+                command_executor=effect.command_executor, role=effect.role,
+                directory=effect.directory)
+        except OSError as exc:
+            log.error("Failed to checkpoint executor '%s' of framework %s: %s",
+                      effect.executor_id, effect.framework_id, exc)
+
+    def _checkpoint_tasks(self, effect: SendToExecutor) -> None:
+        agent_id = self._checkpoints(effect.framework_id)
+        executor = self.core.executor(effect.framework_id, effect.executor_id)
+        if agent_id is None or executor is None:
+            return
+        event = effect.event
+        if event.launch is not None:
+            tasks = [event.launch.task]
+        elif event.launch_group is not None:
+            tasks = list(event.launch_group.task_group.tasks)
+        else:
+            return
+        try:
+            for task in tasks:
+                self.checkpointer.task(agent_id, effect.framework_id, executor.id,
+                                       executor.container_id, task)
+        except OSError as exc:
+            log.error("Failed to checkpoint tasks of executor '%s': %s", executor.id, exc)
+
+    def _checkpoint(self, framework_id: str, task_id: str,
+                    write: Callable[[str, str, str, str], None]) -> None:
+        """``write(agent_id, framework_id, executor_id, container_id)`` for the task's run."""
+        agent_id = self._checkpoints(framework_id)
+        if agent_id is None:
+            return
+        executor = self.core.frameworks[framework_id].executor_of_task(task_id)
+        if executor is None:
+            return
+        try:
+            write(agent_id, framework_id, executor.id, executor.container_id)
+        except OSError as exc:
+            log.error("Failed to checkpoint the status updates of task '%s': %s", task_id, exc)
+
+    def _forget_run(self, framework_id: str, executor_id: str, container_id: str) -> None:
+        """Delete the checkpoints of an executor run the core no longer holds."""
+        current = self.core.executor(framework_id, executor_id)
+        agent_id = self.core.agent_id
+        if agent_id is None or (current is not None and current.container_id == container_id):
+            return
+        try:
+            self.checkpointer.remove_run(agent_id, framework_id, executor_id, container_id)
+        except OSError as exc:
+            log.error("Failed to remove the checkpoints of executor '%s': %s", executor_id, exc)
+
+    # ------------------------------------------------------------------ recovery
+
+    async def recover(self) -> None:
+        """Re-read the checkpoints and take the executors still running back (ref §4)."""
+        self.recovering = True  # before the first await: serve() has started listening
+        try:
+            live = await self._recover()
+        finally:
+            self.recovering = False
+        await self._await_resubscription(live)
+
+    async def _recover(self) -> list[tuple[str, str, str, int]]:
+        """Rebuild the core from the checkpoints; the live executors to wait for."""
+        work_dir = self.checkpointer.work_dir
+        if self.flags.recover not in ("reconnect", "cleanup"):
+            # OSError: the CLI reports it as a failure to start, in one line.
+            raise OSError(f"--recover must be 'reconnect' or 'cleanup', not "
+                          f"'{self.flags.recover}'")
+        try:
+            state = await asyncio.to_thread(checkpoint.read_state, work_dir,
+                                            strict=self.flags.strict)
+        except checkpoint.CheckpointError as exc:
+            raise OSError(f"Cannot recover from the checkpoints (--strict): {exc}") from exc
+        if state is None:
+            return []
+        alive = await asyncio.to_thread(recovery.alive_containers, state)
+        if self.flags.recover == "cleanup":
+            log.info("Cleaning up agent %s: killing %d executor(s)", state.agent_id, len(alive))
+            for framework in state.frameworks:
+                for rex in framework.executors:
+                    if rex.container_id in alive and rex.pid is not None:
+                        await asyncio.to_thread(launcher.kill_session, rex.pid)
+            await asyncio.to_thread(shutil.rmtree, checkpoint.meta_dir(work_dir), True)
+            return []
+        restored = recovery.restore(self.core, state, alive)
+        self.executor_env = _replace_agent_id(self.executor_env, state.agent_id)
+        log.info("Recovering agent %s: %d executor(s) alive, %d gone", state.agent_id,
+                 len(restored.live), len(restored.dead))
+        now = asyncio.get_running_loop().time()
+        for framework_id, status in restored.unacknowledged:
+            self.updates.update(framework_id, status, now)  # paused: sent on registering
+        for framework_id, executor_id, cid, pid in restored.live:
+            self.recovered_pids[cid] = pid
+            start = next(r.start_time for f in state.frameworks for r in f.executors
+                         if r.container_id == cid)
+            self._spawn(self._watch_recovered(framework_id, executor_id, cid, pid, start),
+                        watcher=True)
+        for framework_id, executor_id, cid in restored.dead:
+            self.dispatch(ExecutorExited(framework_id, executor_id, cid, None))
+            self._forget_run(framework_id, executor_id, cid)
+        return restored.live
+
+    async def _await_resubscription(self, live: list[tuple[str, str, str, int]]) -> None:
+        """Wait (bounded) for recovered executors to re-subscribe; destroy the others.
+
+        Executors retry with a backoff of at most --executor_reregistration_timeout
+        (their MESOS_SUBSCRIPTION_BACKOFF_MAX), so twice that is waited for.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * self.flags.executor_reregistration_timeout
+
+        def waiting() -> list[tuple[str, str, str, int]]:
+            out = []
+            for fw, ex, cid, pid in live:
+                executor = self.core.executor(fw, ex)
+                if executor is not None and executor.state == "RUNNING" and not (
+                        executor.connected) and cid in self.recovered_pids:
+                    out.append((fw, ex, cid, pid))
+            return out
+
+        while waiting() and loop.time() < deadline and not self.stopping.is_set():
+            await asyncio.sleep(0.1)
+        for fw, ex, cid, _ in waiting():
+            self.dispatch(ReregistrationTimeout(fw, ex, cid))
+
+    async def _watch_recovered(self, framework_id: str, executor_id: str, cid: str, pid: int,
+                               start_time: int | None) -> None:
+        """Poll a recovered executor (not our child) until it is gone."""
+        while await asyncio.to_thread(checkpoint.same_process, pid, start_time):
+            await asyncio.sleep(0.5)
+        self._cancel_timers(cid)
+        await asyncio.to_thread(launcher.kill_session_remains, pid)
+        self.recovered_pids.pop(cid, None)
+        self.dispatch(ExecutorExited(framework_id, executor_id, cid, None))
+        self._forget_run(framework_id, executor_id, cid)
+
     # ------------------------------------------------------------------ life cycle
 
     async def run(self) -> None:
         """Talk to the master until asked to stop, then shut every executor down."""
+        await self.recover()
         link = asyncio.get_running_loop().create_task(self.link.run())
         link.add_done_callback(self._link_done)
         try:
@@ -437,7 +631,7 @@ class Agent:
         deadline = max(graces, default=0.0) + 1.0
         if self._watchers:
             await asyncio.wait(set(self._watchers), timeout=deadline)
-        for cid in list(self.processes):
+        for cid in [*self.processes, *self.recovered_pids]:
             self._destroy(cid)
         if self._watchers:
             await asyncio.wait(set(self._watchers), timeout=5.0)
