@@ -353,3 +353,103 @@ async def test_agents_under_maintenance_produce_inverse_offers() -> None:
     m.allocate()
     assert len(stream.of("INVERSE_OFFERS")) == 1
     assert m.inverse_offers == {}
+
+
+AWARE = {"user": "u", "name": "aware", "capabilities": [{"type": "PARTITION_AWARE"}]}
+
+
+def reconcile(m: Master, fw: Any, stream: FakeStream, task_id: str, agent_id: str) -> dict[str, Any]:
+    body = call({"type": "RECONCILE", "framework_id": {"value": fw.id}, "reconcile": {
+        "tasks": [{"task_id": {"value": task_id}, "agent_id": {"value": agent_id}}]}})
+    assert body.reconcile is not None
+    m.reconcile(fw, body.reconcile)
+    status: dict[str, Any] = stream.of("UPDATE")[-1]["update"]["status"]
+    return status
+
+
+async def test_mark_gone_reports_tasks_gone_and_shuts_the_agent_down() -> None:
+    m = master()
+    agent_stream, aware_stream, plain_stream = FakeStream(), FakeStream(), FakeStream()
+    agent = register(m, agent_stream)
+    aware = subscribe(m, aware_stream, AWARE)
+    plain = subscribe(m, plain_stream)
+    launch(m, aware, aware_stream, task("a", agent.id, cpus=1))
+    launch(m, plain, plain_stream, task("p", agent.id, cpus=1))
+    assert m.knows_agent(agent.id) and not m.knows_agent("nobody")
+    await m.mark_gone(agent.id)
+    assert agent.id in m.registrar.registry.gone and agent.id not in m.registrar.registry.agents
+    assert agent.id not in m.agents and agent.id not in m.allocator.agent_ids()
+    for stream, task_id, state in ((aware_stream, "a", "TASK_GONE_BY_OPERATOR"),
+                                   (plain_stream, "p", "TASK_LOST")):
+        status = stream.of("UPDATE")[-1]["update"]["status"]
+        assert (status["task_id"]["value"], status["state"]) == (task_id, state)
+        assert status["reason"] == "REASON_AGENT_REMOVED_BY_OPERATOR"
+        assert status["source"] == "SOURCE_MASTER"
+        assert stream.of("FAILURE")[-1]["failure"] == {"agent_id": {"value": agent.id}}
+    assert not aware.tasks and [t.id for t in aware.completed_tasks] == ["a"]
+    assert agent_stream.of("SHUTDOWN") and agent_stream.closed
+    assert views.metrics(m)["master/tasks_gone_by_operator"] == 1.0
+    # It may not come back, and reconciliation says where its tasks went.
+    again = FakeStream()
+    with pytest.raises(ValidationError, match="gone"):
+        register(m, again, agent.id)
+    assert again.of("SHUTDOWN") and agent.id not in m.agents
+    assert reconcile(m, aware, aware_stream, "a", agent.id)["state"] == "TASK_GONE_BY_OPERATOR"
+    assert reconcile(m, plain, plain_stream, "p", agent.id)["state"] == "TASK_LOST"
+    # Marking it again changes nothing.
+    before = len(aware_stream.events)
+    await m.mark_gone(agent.id)
+    assert len(aware_stream.events) == before
+    m.allocator.validate()
+
+
+async def test_mark_gone_of_an_unreachable_agent_reports_its_unreachable_tasks() -> None:
+    m = master()
+    stream = FakeStream()
+    agent = register(m, FakeStream())
+    fw = subscribe(m, stream, AWARE)
+    launch(m, fw, stream, task("a", agent.id))
+    m.mark_unreachable(agent, "test")
+    assert "a" in fw.unreachable_tasks and agent.id in m.unreachable_agents
+    await m.mark_gone(agent.id)
+    assert not fw.unreachable_tasks and agent.id not in m.unreachable_agents
+    assert agent.id not in m.registrar.registry.unreachable
+    status = stream.of("UPDATE")[-1]["update"]["status"]
+    assert (status["state"], status["reason"]) == ("TASK_GONE_BY_OPERATOR",
+                                                   "REASON_AGENT_REMOVED_BY_OPERATOR")
+
+
+async def test_marking_unreachable_prunes_beyond_the_count() -> None:
+    m = master("--registry_max_agent_count=1")
+    stream = FakeStream()
+    fw = subscribe(m, stream, AWARE)
+    first, second = register(m, FakeStream()), register(m, FakeStream())
+    launch(m, fw, stream, task("a", first.id))
+    m.mark_unreachable(first, "test")
+    assert set(m.unreachable_agents) == {first.id} and "a" in fw.unreachable_tasks
+    m.mark_unreachable(second, "test")
+    # The oldest beyond --registry_max_agent_count is forgotten, with its tasks.
+    assert set(m.unreachable_agents) == {second.id}
+    assert set(m.registrar.registry.unreachable) == {second.id}
+    assert not fw.unreachable_tasks
+    assert reconcile(m, fw, stream, "a", first.id)["state"] == "TASK_UNKNOWN"
+    # A pruned agent that comes back is admitted again with its id.
+    back = FakeStream()
+    register(m, back, first.id)
+    assert back.of("SUBSCRIBED")[0]["subscribed"]["agent_id"] == {"value": first.id}
+
+
+async def test_registry_gc_prunes_by_age_periodically() -> None:
+    m = master("--registry_max_agent_age=50ms", "--registry_gc_interval=20ms")
+    agent = register(m, FakeStream())
+    m.mark_unreachable(agent, "test")
+    assert agent.id in m.unreachable_agents  # not old enough yet
+    m.start()
+    try:
+        for _ in range(50):
+            if agent.id not in m.unreachable_agents:
+                break
+            await asyncio.sleep(0.02)
+        assert agent.id not in m.unreachable_agents and not m.registrar.registry.unreachable
+    finally:
+        await m.stop()

@@ -15,6 +15,7 @@ from mesos.master.registry import (
     MarkAgentGone,
     MarkAgentReachable,
     MarkAgentUnreachable,
+    PruneUnreachable,
     QuotaRecord,
     Registry,
     RemoveAgent,
@@ -120,3 +121,35 @@ def test_registry_kind_names() -> None:
         open_storage("replicated_log", None)
     with pytest.raises(ValueError, match="Invalid --registry"):
         open_storage("zookeeper", None)
+
+
+def test_prune_unreachable_by_age_then_count_oldest_first() -> None:
+    r = Registry()
+    for i, when in enumerate([10.0, 50.0, 30.0, 40.0]):
+        AdmitAgent(id=f"S{i}", info=INFO).apply(r)
+        MarkAgentUnreachable(id=f"S{i}", time=when).apply(r)
+    MarkAgentGone(id="G", time=0.0).apply(r)
+    # Nothing is old enough and the count is not reached: nothing changes.
+    assert not PruneUnreachable(max_age=100.0, max_count=10, now=60.0).apply(r)
+    # More than 25s old at t=60: S0 (50s) and S2 (30s).
+    assert PruneUnreachable(max_age=25.0, max_count=10, now=60.0).apply(r)
+    assert set(r.unreachable) == {"S1", "S3"}
+    # Then the oldest beyond the count.
+    assert PruneUnreachable(max_age=100.0, max_count=1, now=60.0).apply(r)
+    assert set(r.unreachable) == {"S1"}
+    assert PruneUnreachable(max_age=100.0, max_count=0, now=60.0).apply(r)
+    assert not r.unreachable and r.gone == {"G": 0.0}  # gone agents are kept
+    assert not PruneUnreachable(max_age=0.0, max_count=0, now=60.0).apply(r)
+
+
+def test_prune_unreachable_is_deterministic() -> None:
+    base = Registry()
+    for i in range(5):
+        MarkAgentUnreachable(id=f"S{i}", time=float(i)).apply(base)  # not admitted: no-op
+        AdmitAgent(id=f"S{i}", info=INFO).apply(base)
+        MarkAgentUnreachable(id=f"S{i}", time=float(i % 3)).apply(base)
+    op = PruneUnreachable(max_age=10.0, max_count=2, now=5.0)
+    a, b = base.copy(), base.copy()
+    op.apply(a)
+    op.apply(b)
+    assert a == b and set(a.unreachable) == {"S2", "S4"}  # ties are broken by id

@@ -72,3 +72,27 @@ async def test_missing_agents_become_unreachable_and_gone_ones_are_refused(tmp_p
     third = master(work)
     assert set(third.unreachable_agents) == {first.id}
     await third.stop()
+
+
+async def test_gone_and_pruned_agents_are_durable(tmp_path: Path) -> None:
+    work = f"--work_dir={tmp_path}"
+    m = master(work, "--registry_max_agent_count=1")
+    fw_stream = FakeStream()
+    subscribe(m, fw_stream)
+    old, new, doomed = register(m, FakeStream()), register(m, FakeStream()), register(m, FakeStream())
+    await settle(m)
+    m.mark_unreachable(old, "test")
+    await settle(m)
+    m.mark_unreachable(new, "test")
+    await settle(m)
+    await settle(m)  # the prune submitted once the second mark was durable
+    assert set(m.unreachable_agents) == {new.id}
+    # Two concurrent MARK_AGENT_GONE calls: one write, one report.
+    await asyncio.gather(m.mark_gone(doomed.id), m.mark_gone(doomed.id))
+    assert len([e for e in fw_stream.of("FAILURE")
+                if e["failure"]["agent_id"]["value"] == doomed.id]) == 1
+    await m.stop()
+    again = master(work)
+    assert set(again.unreachable_agents) == {new.id}
+    assert set(again.registrar.registry.gone) == {doomed.id} and not again.recovered_agents
+    await again.stop()

@@ -19,7 +19,7 @@ from mesos.master.accept import resources_of
 from mesos.master.base import MasterBase
 from mesos.master.events import event
 from mesos.master.registrar import info_json
-from mesos.master.registry import AdmitAgent, MarkAgentUnreachable
+from mesos.master.registry import AdmitAgent, MarkAgentGone, MarkAgentUnreachable
 from mesos.master.state import Agent, Framework, Task, UnreachableAgent
 from mesos.resources import Resources
 from mesos.v1 import codec
@@ -81,7 +81,10 @@ class AgentsMixin(MasterBase):
         now = self._now()
         agent_id = info.id.value if info.id is not None else None
         if agent_id and agent_id in self.registrar.registry.gone:
-            raise ValidationError(f"Agent {agent_id} has been marked gone")
+            # As Mesos: the agent is told to shut down rather than retry forever.
+            message = f"Agent {agent_id} has been marked gone"
+            stream.send(event("SHUTDOWN", {"message": message}))
+            raise ValidationError(message)
         existing = self.agents.get(agent_id) if agent_id else None
         reregistered = agent_id is not None and (
             existing is not None or agent_id in self.unreachable_agents
@@ -329,6 +332,7 @@ class AgentsMixin(MasterBase):
         def marked() -> None:
             if self.agents.get(agent.id) is agent:  # else it re-registered meanwhile
                 self._mark_unreachable_now(agent, why, now)
+                self._prune_unreachable()
 
         self._persist(MarkAgentUnreachable(id=agent.id, time=now), then=marked)
 
@@ -368,6 +372,65 @@ class AgentsMixin(MasterBase):
         self.unreachable_agents[agent.id] = UnreachableAgent(id=agent.id, info=agent.info, time=now)
         self.counters.inc("master/slave_unreachable_completed")
         self.counters.inc("master/slave_removals")
+        self.wake_allocator()
+
+    # ------------------------------------------------------------------ gone agents
+
+    def knows_agent(self, agent_id: str) -> bool:
+        return (agent_id in self.agents or agent_id in self.unreachable_agents
+                or agent_id in self.recovered_agents or agent_id in self.registrar.registry.gone)
+
+    async def mark_gone(self, agent_id: str) -> None:
+        """MARK_AGENT_GONE: persist it, then report the agent's tasks gone, tell
+        every framework, and shut the agent down. Marking a gone agent again
+        changes nothing; the caller has checked that the agent is known."""
+        if agent_id in self.registrar.registry.gone:
+            return
+        now = self._now()
+        if await self.registrar.apply(MarkAgentGone(id=agent_id, time=now)):
+            self._mark_gone_now(agent_id, now)  # else a concurrent call did it
+
+    def _mark_gone_now(self, agent_id: str, now: float) -> None:
+        log.warning("Agent %s was marked gone by the operator", agent_id)
+        message = f"Agent {agent_id} was marked gone by the operator"
+
+        def report(framework: Framework, task: Task) -> None:
+            state: TaskState = ("TASK_GONE_BY_OPERATOR" if framework.partition_aware
+                                else "TASK_LOST")
+            status = self._master_status(task, state, "REASON_AGENT_REMOVED_BY_OPERATOR",
+                                         message, now)
+            self._apply_status(task, status)
+            framework.send(event("UPDATE", {"status": status}))
+
+        agent = self.agents.pop(agent_id, None)
+        if agent is not None:
+            self._drop_agent_from_allocator(agent)
+            for task in agent.all_tasks():
+                framework = self.frameworks.get(task.framework_id)
+                if framework is None:
+                    continue
+                if not task.terminal:
+                    report(framework, task)
+                framework.tasks.pop(task.id, None)
+                framework.completed_tasks.append(task)
+            if agent.stream is not None:
+                agent.stream.send(event("SHUTDOWN", {"message": message}))
+                agent.stream.close()
+            self._agent_streams.pop(agent.stream_id or "", None)
+            self._pending_kills.pop(agent_id, None)
+            for offer_id, (_, owner) in list(self.inverse_offers.items()):
+                if owner == agent_id:
+                    del self.inverse_offers[offer_id]
+            self.counters.inc("master/slave_removals")
+        self.unreachable_agents.pop(agent_id, None)
+        self.recovered_agents.pop(agent_id, None)
+        for framework in self.frameworks.values():
+            framework.executors.pop(agent_id, None)
+            for task in [t for t in framework.unreachable_tasks.values() if t.agent_id == agent_id]:
+                del framework.unreachable_tasks[task.id]
+                report(framework, task)
+                framework.completed_tasks.append(task)
+            framework.send(event("FAILURE", {"agent_id": {"value": agent_id}}))
         self.wake_allocator()
 
     @staticmethod

@@ -1,9 +1,9 @@
 """``POST /api/v1`` on the master: the operator calls this master has so far.
 
 Weights and quota (GET_/UPDATE_WEIGHTS, GET_/UPDATE_QUOTA), and the informational
-calls (GET_HEALTH, GET_VERSION, GET_FLAGS). Weight and quota updates are written to
-the registry before they are answered, so a restarted master keeps them. Other calls
-answer 501.
+calls (GET_HEALTH, GET_VERSION, GET_FLAGS), and MARK_AGENT_GONE. Weight and quota
+updates, and agents marked gone, are written to the registry before they are answered,
+so a restarted master keeps them. Other calls answer 501.
 """
 
 from __future__ import annotations
@@ -145,6 +145,16 @@ async def operator_api(request: web.Request) -> web.Response:
             return web.Response(status=200)
         if call == "GET_QUOTA":
             return _ok(call, {"status": quota_json(master)})
+        if call == "MARK_AGENT_GONE":
+            gone = body.get("mark_agent_gone")
+            agent = gone.get("agent_id") if isinstance(gone, dict) else None
+            agent_id = agent.get("value") if isinstance(agent, dict) else None
+            if not isinstance(agent_id, str) or not agent_id:
+                raise ValueError("Expecting 'mark_agent_gone.agent_id' to be present")
+            if not master.knows_agent(agent_id):
+                return responses.text(404, f"Agent {agent_id} not found")
+            await master.mark_gone(agent_id)
+            return web.Response(status=200)
         if call == "UPDATE_QUOTA":
             await update_quota(master, (body.get("update_quota") or {}).get("quota_configs"))
             return web.Response(status=200)

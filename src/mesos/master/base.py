@@ -54,6 +54,9 @@ class MasterBase:
     def _now(self) -> float:
         raise NotImplementedError
 
+    def _prune_unreachable(self) -> None:
+        raise NotImplementedError
+
     def _later(self, delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
         raise NotImplementedError
 

@@ -23,6 +23,12 @@ FLAGS: list[Flag] = [
          "How long a recovered master waits for the agents in its registry to re-register "
          "before marking them unreachable.",
          aliases=("slave_reregister_timeout",)),
+    Flag("registry_max_agent_age", Duration, "2weeks",
+         "How long an unreachable agent stays in the registry before it is forgotten."),
+    Flag("registry_max_agent_count", int, 102400,
+         "Most unreachable agents kept in the registry; the oldest beyond it are forgotten."),
+    Flag("registry_gc_interval", Duration, "15mins",
+         "How often the registry's unreachable agents are pruned by age and count."),
     Flag("cluster", str, None, "Human readable name for the cluster, shown in the web UI."),
     Flag("allocation_interval", Duration, "1secs",
          "Time between batch allocations; resources freed in between trigger one sooner."),

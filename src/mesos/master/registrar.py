@@ -23,7 +23,7 @@ from mesos.errors import ValidationError
 from mesos.flags import format_duration
 from mesos.master.base import MasterBase
 from mesos.master.events import event
-from mesos.master.registry import MarkAgentUnreachable, Operation, Registry
+from mesos.master.registry import MarkAgentUnreachable, Operation, PruneUnreachable, Registry
 from mesos.master.state import UnreachableAgent
 from mesos.state import MemoryStorage, SqliteStorage, Storage
 from mesos.v1 import codec
@@ -207,6 +207,40 @@ class RegistrarMixin(MasterBase):
     def _persist(self, *operations: Operation, then: Callable[[], None] | None = None) -> None:
         self.registrar.submit(operations, then)
 
+    def _prune_unreachable(self) -> None:
+        """Forget the unreachable agents beyond ``--registry_max_agent_age`` or
+        ``--registry_max_agent_count`` (oldest first): written first, then dropped
+        from memory with their frameworks' unreachable tasks. A pruned agent that
+        comes back later is admitted like any agent whose id the master does not
+        know (it keeps its id; its tasks are adopted from its report)."""
+        operation = PruneUnreachable(max_age=float(self.flags.registry_max_agent_age),
+                                     max_count=int(self.flags.registry_max_agent_count),
+                                     now=self._now())
+        candidate = self.registrar.registry.copy()
+        if not operation.apply(candidate):
+            return
+        doomed = set(self.registrar.registry.unreachable) - set(candidate.unreachable)
+
+        def pruned() -> None:
+            for agent_id in doomed:
+                if agent_id in self.registrar.registry.unreachable:
+                    continue  # marked unreachable again meanwhile
+                if self.unreachable_agents.pop(agent_id, None) is None:
+                    continue  # it re-registered (or was marked gone) meanwhile
+                log.info("Pruned unreachable agent %s from the registry", agent_id)
+                for framework in self.frameworks.values():
+                    for task_id in [t.id for t in framework.unreachable_tasks.values()
+                                    if t.agent_id == agent_id]:
+                        del framework.unreachable_tasks[task_id]
+
+        self._persist(operation, then=pruned)
+
+    async def _registry_gc_loop(self) -> None:
+        interval = max(float(self.flags.registry_gc_interval), 0.01)
+        while True:
+            await asyncio.sleep(interval)
+            self._prune_unreachable()
+
     def _start_reregister_timer(self) -> None:
         if self.recovered_agents:
             self._reregister_timer = self._later(float(self.flags.agent_reregister_timeout),
@@ -240,6 +274,7 @@ class RegistrarMixin(MasterBase):
                 self.counters.inc("master/slave_unreachable_completed")
                 for framework in self.frameworks.values():
                     framework.send(event("FAILURE", {"agent_id": {"value": agent_id}}))
+            self._prune_unreachable()
 
         self._persist(*(MarkAgentUnreachable(id=a, time=now) for a in missing), then=marked)
 

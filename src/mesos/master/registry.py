@@ -109,6 +109,26 @@ class MarkAgentGone(Operation, frozen=True, kw_only=True):
         return True
 
 
+class PruneUnreachable(Operation, frozen=True, kw_only=True):
+    """Forget unreachable agents marked more than ``max_age`` seconds before ``now``,
+    then the oldest beyond ``max_count`` (``--registry_max_agent_age`` /
+    ``--registry_max_agent_count``). Gone agents are kept."""
+
+    max_age: float
+    max_count: int
+    now: float
+
+    def apply(self, registry: Registry) -> bool:
+        doomed = {a for a, r in registry.unreachable.items() if self.now - r.time > self.max_age}
+        left = sorted((r.time, a) for a, r in registry.unreachable.items() if a not in doomed)
+        excess = len(left) - max(self.max_count, 0)
+        if excess > 0:
+            doomed.update(a for _, a in left[:excess])
+        for agent_id in doomed:
+            del registry.unreachable[agent_id]
+        return bool(doomed)
+
+
 class RemoveAgent(Operation, frozen=True, kw_only=True):
     id: str
 

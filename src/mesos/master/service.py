@@ -153,6 +153,7 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
         self.loop = asyncio.get_running_loop()
         self._tasks.append(asyncio.create_task(self._allocation_loop()))
         self._tasks.append(asyncio.create_task(self._ping_loop()))
+        self._tasks.append(asyncio.create_task(self._registry_gc_loop()))
         self._start_reregister_timer()
         log.info("Master %s (%s) started on %s:%s", self.id, __version__, self.ip, self.port)
 
@@ -622,6 +623,8 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
         state: TaskState = "TASK_UNKNOWN"
         if not framework.partition_aware:
             state = "TASK_LOST"
+        elif agent_id is not None and agent_id in self.registrar.registry.gone:
+            state = "TASK_GONE_BY_OPERATOR"
         elif agent_id is not None and agent_id in self.unreachable_agents:
             state = "TASK_UNREACHABLE"
         elif agent_id is not None and agent_id in self.agents:
