@@ -513,7 +513,12 @@ class SchedulerDriver:
             and self._stream_id is not None
             and not self._stopping
         ):
-            await self.acknowledge_update(status)
+            try:
+                await self.acknowledge_update(status)
+            except (aiohttp.ClientError, OSError, TimeoutError, SchedulerError) as exc:
+                # The master went away under us: the agent resends the update once we
+                # (and it) are back, so reconnect instead of failing the driver.
+                raise _StreamEnded(f"acknowledgement failed: {exc}") from exc
 
     async def _on_operation_update(self, event: dict[str, Any]) -> None:
         status = _event_payload(event, "update_operation_status").get("status") or {}

@@ -24,6 +24,19 @@ from types import TracebackType
 from typing import Any
 
 
+def _die_with_parent() -> None:
+    """In the child: be SIGKILLed if the test process dies before it can clean up
+    (a killed pytest never reaches the ``with Cluster`` exit). Linux only."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -62,7 +75,7 @@ class Daemon:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env=self.env,
+                env=self.env, preexec_fn=_die_with_parent,
             )
 
     @property
