@@ -144,11 +144,6 @@ def kill_group(pgid: int) -> bool:
     return True
 
 
-def signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
 def _live_pids_where(field: int, value: int) -> list[int]:
     """Live (non-zombie) processes whose /proc stat ``field`` equals ``value``.
 

@@ -55,9 +55,6 @@ class OfferFilters:
         by_agent.setdefault(agent_id, []).append(RefusedOfferFilter(role, resources, expires_at))
         heapq.heappush(self._expiries, (expires_at, agent_id))
 
-    def has_filters(self, framework_id: str) -> bool:
-        return framework_id in self._filters
-
     def filtered_frameworks(self) -> Collection[str]:
         """A live view of the frameworks that have filters (cheap membership tests)."""
         return self._filters.keys()

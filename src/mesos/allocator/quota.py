@@ -38,7 +38,7 @@ offered to their role in full. All amounts are thousandths (see `vectors`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,10 +231,6 @@ class Headroom:
         available = self.available
         return {k: max(0, available.get(k, 0) - v) for k, v in self.required.items()}
 
-    def constrains(self, role: Role) -> bool:
-        """Whether anything limits what `role` may take of unreserved resources."""
-        return bool(self.required) or role.limited
-
     def allowance(self, role: Role, quota_stage: bool) -> Vector | None:
         """Most of each kind `role` may take of unreserved, non-revocable resources
         now; kinds left out (or None) are unconstrained."""
@@ -260,7 +256,3 @@ class Headroom:
         """Whether `role` has guarantees (its own or inherited) left to satisfy."""
         return bool(role.guaranteed_kinds) and any(v > 0 for v in cap(role).values())
 
-
-def quota_roles(tree: RoleTree) -> Iterable[Role]:
-    """Roles with a non-default quota."""
-    return [role for role in tree if role.guarantees or role.limits]

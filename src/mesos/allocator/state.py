@@ -146,8 +146,6 @@ class AllocatorState:
         seed: int | None = None,
     ) -> None:
         excluded = tuple(fair_sharing_excluded_resource_names)
-        self._role_sorter_name = role_sorter
-        self._framework_sorter_name = framework_sorter
         new_roles = sorter_factory or _factory(role_sorter, excluded, seed)
         new_frameworks = sorter_factory or _factory(framework_sorter, excluded, seed)
         self._min_allocatable = min_allocatable_alternatives(min_allocatable)

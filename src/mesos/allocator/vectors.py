@@ -83,24 +83,9 @@ def subtract(vector: Vector, other: Mapping[str, int]) -> None:
             vector.pop(name, None)
 
 
-def positive_gap(want: Mapping[str, int], have: Mapping[str, int]) -> Vector:
-    """`max(0, want - have)` per kind of `want`; kinds with no gap are left out."""
-    out: Vector = {}
-    for name, amount in want.items():
-        gap = amount - have.get(name, 0)
-        if gap > 0:
-            out[name] = gap
-    return out
-
-
 def fits(vector: Mapping[str, int], caps: Mapping[str, int]) -> bool:
     """Whether `vector <= caps` for every kind `caps` names (other kinds are free)."""
     return all(vector.get(name, 0) <= cap for name, cap in caps.items())
-
-
-def to_text(vector: Mapping[str, int]) -> str:
-    """`cpus:1.5;mem:256` (for messages)."""
-    return ";".join(f"{name}:{amount / 1000:g}" for name, amount in sorted(vector.items()))
 
 
 def shrink(resources: Resources, caps: Mapping[str, int]) -> Resources:

@@ -30,10 +30,6 @@ def from_error(exc: MesosError) -> web.Response:
     return text(500, str(exc))
 
 
-def json_body(body: bytes, *, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=body, content_type=JSON)
-
-
 def check_post_json(request: web.Request) -> web.Response | None:
     """The checks Mesos makes before it parses a v1 call; None when all pass."""
     if request.method != "POST":

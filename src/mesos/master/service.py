@@ -15,7 +15,6 @@ import os
 import socket
 import time
 import uuid as uuidlib
-from collections.abc import Iterable
 from typing import Any
 
 from mesos import __version__
@@ -740,10 +739,6 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
                     agent.tasks.pop(framework.id, None)
 
     # ------------------------------------------------------------------ views
-
-    def iter_tasks(self) -> Iterable[Task]:
-        for framework in self.frameworks.values():
-            yield from framework.tasks.values()
 
     def uptime(self) -> float:
         return time.time() - self.start_time

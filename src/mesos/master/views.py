@@ -10,6 +10,7 @@ from typing import Any
 
 from mesos import __version__
 from mesos.attributes import summary as attributes_summary
+from mesos.master.accept import resources_of
 from mesos.master.service import Master
 from mesos.master.state import TASK_STATES, Agent, Framework, Task
 from mesos.resources import Resources
@@ -60,8 +61,6 @@ def task_json(task: Task) -> dict[str, Any]:
 
 def _agent_used(agent: Agent) -> Resources:
     used = _sum(t.resources for t in agent.all_tasks() if not t.terminal)
-    from mesos.master.accept import resources_of
-
     for executors in agent.executors.values():
         for info in executors.values():
             used = used + resources_of(info.resources, "executor")
