@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import signal
 import statistics
@@ -23,144 +22,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 import mesos.executor.command as command_module
+from tests.integration.fake_agent import FRAMEWORK_ID, WAIT, FakeAgent
 
 SCRIPT = str(Path(command_module.__file__).resolve())
 SOURCE_ARGV = [sys.executable, "-S", "-I", SCRIPT]  # what docs/dev/contracts.md prescribes
-FRAMEWORK_ID = "fw-1"
 EXECUTOR_ID = "exec-1"
-WAIT = 10.0  # bound of every single wait
 
 pytestmark = pytest.mark.slow
 
 
-class FakeAgent:
-    """Just enough of the agent's executor API to drive one executor."""
-
-    def __init__(self) -> None:
-        self.app = web.Application()
-        self.app.router.add_post("/api/v1/executor", self.handle)
-        self.server = TestServer(self.app, host="127.0.0.1")
-        self.subscribes: list[dict[str, Any]] = []
-        self.subscribe_times: list[float] = []
-        self.updates: list[dict[str, Any]] = []
-        self.update_times: list[float] = []
-        self.update_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.auto_ack = True
-        self.split_records = False
-        self.capabilities: list[str] = []
-        self.on_subscribe: list[dict[str, Any]] = []  # events sent right after SUBSCRIBED
-        self.subscribed = asyncio.Event()
-        self._stream: web.StreamResponse | None = None
-        self._stream_done: asyncio.Event = asyncio.Event()
-        self._closing = False
-        self._acks: set[asyncio.Future[None]] = set()
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.server.port}"
-
-    async def start(self) -> None:
-        await self.server.start_server()
-
-    async def stop(self) -> None:
-        self._closing = True
-        self._stream_done.set()
-        await self.server.close()
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        assert request.content_type == "application/json"
-        call = await request.json()
-        assert call["framework_id"] == {"value": FRAMEWORK_ID}
-        assert call["executor_id"] == {"value": EXECUTOR_ID}
-        if call["type"] == "SUBSCRIBE":
-            return await self._subscribe(request, call)
-        if call["type"] == "UPDATE":
-            status = call["update"]["status"]
-            self.updates.append(status)
-            self.update_times.append(time.perf_counter())
-            self.update_queue.put_nowait(status)
-            if self.auto_ack:
-                asyncio.get_running_loop().call_soon(self._ack, status)
-            return web.Response(status=202)
-        return web.Response(status=400, text=f"unexpected call {call['type']}")
-
-    async def _subscribe(self, request: web.Request, call: dict[str, Any]) -> web.StreamResponse:
-        self.subscribe_times.append(time.perf_counter())
-        self.subscribes.append(call)
-        assert request.headers["Accept"] == "application/json"
-        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        self._stream = response
-        self._stream_done = asyncio.Event()
-        done = self._stream_done
-        subscribed = {
-            "executor_info": {"executor_id": {"value": EXECUTOR_ID}},
-            "framework_info": {
-                "id": {"value": FRAMEWORK_ID},
-                "user": "nobody",
-                "name": "test",
-                "capabilities": [{"type": c} for c in self.capabilities],
-            },
-            "agent_info": {"id": {"value": "agent-1"}, "hostname": "localhost", "port": 5051},
-        }
-        await self.send({"type": "SUBSCRIBED", "subscribed": subscribed})
-        for event in self.on_subscribe:
-            await self.send(event)
-        self.on_subscribe = []
-        self.subscribed.set()
-        await done.wait()
-        if self._stream is response:
-            self._stream = None
-        return response
-
-    async def send(self, event: dict[str, Any]) -> None:
-        assert self._stream is not None, "executor not subscribed"
-        data = json.dumps(event, separators=(",", ":")).encode()
-        record = str(len(data)).encode() + b"\n" + data
-        if self.split_records:  # one HTTP chunk per few bytes, cutting through everything
-            for index in range(0, len(record), 7):
-                await self._stream.write(record[index : index + 7])
-        else:
-            await self._stream.write(record)
-
-    def _ack(self, status: dict[str, Any]) -> None:
-        if self._stream is None or self._closing:
-            return
-        event = {
-            "type": "ACKNOWLEDGED",
-            "acknowledged": {"task_id": status["task_id"], "uuid": status["uuid"]},
-        }
-        task = asyncio.ensure_future(self.send(event))
-        self._acks.add(task)
-        task.add_done_callback(self._acks.discard)
-
-    def end_stream(self) -> None:
-        """Finish the SUBSCRIBE response (the executor sees the stream end)."""
-        self._stream_done.set()
-
-    async def next_update(self, timeout: float = WAIT) -> dict[str, Any]:
-        return await asyncio.wait_for(self.update_queue.get(), timeout)
-
-    async def states_until_terminal(self, timeout: float = WAIT) -> list[str]:
-        states: list[str] = []
-        while True:
-            status = await self.next_update(timeout)
-            states.append(status["state"])
-            if status["state"] in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR"):
-                return states
-
-
 @pytest.fixture
 async def agent() -> AsyncIterator[FakeAgent]:
-    fake = FakeAgent()
+    fake = FakeAgent(EXECUTOR_ID)
     await fake.start()
     yield fake
     await fake.stop()
+    assert not fake.bad_calls
 
 
 def executor_env(agent: FakeAgent, sandbox: Path, **extra: str) -> dict[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import signal
 import subprocess
@@ -24,141 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 import mesos.executor.default as default_module
+from tests.integration.fake_agent import FRAMEWORK_ID, WAIT, FakeAgent
 
 SCRIPT = str(Path(default_module.__file__).resolve())
 ARGV = [sys.executable, "-S", "-I", SCRIPT]  # what the agent runs for DEFAULT executors
-FRAMEWORK_ID = "fw-1"
 EXECUTOR_ID = "default-exec-1"
-WAIT = 10.0  # bound of every single wait
-TERMINAL = ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST")
 
 pytestmark = pytest.mark.slow
 
 
-class FakeAgent:
-    """Just enough of the agent's executor API to drive one executor."""
-
-    def __init__(self) -> None:
-        self.app = web.Application()
-        self.app.router.add_post("/api/v1/executor", self.handle)
-        self.server = TestServer(self.app, host="127.0.0.1")
-        self.subscribes: list[dict[str, Any]] = []
-        self.updates: list[dict[str, Any]] = []
-        self.update_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.bad_calls: list[str] = []
-        self.auto_ack = True
-        self.capabilities: list[str] = []
-        self.on_subscribe: list[dict[str, Any]] = []  # events sent right after SUBSCRIBED
-        self.subscribed = asyncio.Event()
-        self._stream: web.StreamResponse | None = None
-        self._stream_done = asyncio.Event()
-        self._closing = False
-        self._acks: set[asyncio.Future[None]] = set()
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.server.port}"
-
-    async def start(self) -> None:
-        await self.server.start_server()
-
-    async def stop(self) -> None:
-        self._closing = True
-        self._stream_done.set()
-        await self.server.close()
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        call = await request.json()
-        if (
-            request.content_type != "application/json"
-            or call.get("framework_id") != {"value": FRAMEWORK_ID}
-            or call.get("executor_id") != {"value": EXECUTOR_ID}
-        ):
-            self.bad_calls.append(json.dumps(call))
-            return web.Response(status=400, text="bad envelope")
-        if call["type"] == "SUBSCRIBE":
-            return await self._subscribe(request, call)
-        if call["type"] == "UPDATE":
-            status = call["update"]["status"]
-            self.updates.append(status)
-            self.update_queue.put_nowait(status)
-            if self.auto_ack:
-                asyncio.get_running_loop().call_soon(self._ack, status)
-            return web.Response(status=202)
-        self.bad_calls.append(call["type"])
-        return web.Response(status=400, text=f"unexpected call {call['type']}")
-
-    async def _subscribe(self, request: web.Request, call: dict[str, Any]) -> web.StreamResponse:
-        self.subscribes.append(call)
-        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        self._stream = response
-        self._stream_done = asyncio.Event()
-        done = self._stream_done
-        subscribed = {
-            "executor_info": {"executor_id": {"value": EXECUTOR_ID}, "type": "DEFAULT"},
-            "framework_info": {
-                "id": {"value": FRAMEWORK_ID},
-                "user": "nobody",
-                "name": "test",
-                "capabilities": [{"type": c} for c in self.capabilities],
-            },
-            "agent_info": {"id": {"value": "agent-1"}, "hostname": "localhost", "port": 5051},
-            "container_id": {"value": "c-1"},
-        }
-        await self.send({"type": "SUBSCRIBED", "subscribed": subscribed})
-        for event in self.on_subscribe:
-            await self.send(event)
-        self.on_subscribe = []
-        self.subscribed.set()
-        await done.wait()
-        if self._stream is response:
-            self._stream = None
-        return response
-
-    async def send(self, event: dict[str, Any]) -> None:
-        assert self._stream is not None, "executor not subscribed"
-        data = json.dumps(event, separators=(",", ":")).encode()
-        await self._stream.write(str(len(data)).encode() + b"\n" + data)
-
-    def _ack(self, status: dict[str, Any]) -> None:
-        if self._stream is None or self._closing:
-            return
-        event = {
-            "type": "ACKNOWLEDGED",
-            "acknowledged": {"task_id": status["task_id"], "uuid": status["uuid"]},
-        }
-        task = asyncio.ensure_future(self.send(event))
-        self._acks.add(task)
-        task.add_done_callback(self._acks.discard)
-
-    def end_stream(self) -> None:
-        self._stream_done.set()
-
-    async def next_update(self, timeout: float = WAIT) -> dict[str, Any]:
-        return await asyncio.wait_for(self.update_queue.get(), timeout)
-
-    async def states(self, task_ids: list[str], timeout: float = WAIT) -> dict[str, list[str]]:
-        """Each task's states, in order, until every one of ``task_ids`` is terminal."""
-        seen: dict[str, list[str]] = {task_id: [] for task_id in task_ids}
-        deadline = time.monotonic() + timeout
-        while not all(seen[t] and seen[t][-1] in TERMINAL for t in task_ids):
-            status = await self.next_update(max(0.01, deadline - time.monotonic()))
-            seen.setdefault(status["task_id"]["value"], []).append(status["state"])
-        return seen
-
-    def last(self, task_id: str) -> dict[str, Any]:
-        return [s for s in self.updates if s["task_id"]["value"] == task_id][-1]
-
-
 @pytest.fixture
 async def agent() -> AsyncIterator[FakeAgent]:
-    fake = FakeAgent()
+    fake = FakeAgent(EXECUTOR_ID, executor_type="DEFAULT", container_id="c-1")
     await fake.start()
     yield fake
     await fake.stop()
