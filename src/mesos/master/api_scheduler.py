@@ -83,16 +83,12 @@ async def scheduler_api(request: web.Request) -> web.StreamResponse:
         return await _subscribe(request, master, call)
     try:
         framework = master.framework_for_call(call, request.headers.get("Mesos-Stream-Id"))
-        handler = _HANDLERS.get(call.type)
-        if handler is None:
+        if not _dispatch(master, framework, call):
             return responses.text(501, f"Call type {call.type} is not supported yet")
-        result = handler(master, framework, call)
     except MesosError as exc:
         return responses.from_error(exc)
     if call.type == "UPDATE_FRAMEWORK":
         return web.Response(status=200)
-    if isinstance(result, web.StreamResponse):
-        return result
     return web.Response(status=202)
 
 
@@ -119,85 +115,48 @@ async def _subscribe(request: web.Request, master: Master, call: sched.Call) -> 
     return await stream.run()
 
 
-def _accept(m: Master, f: Framework, c: sched.Call) -> None:
-    assert c.accept is not None
-    m.accept(f, c.accept)
+def _answer_inverse(accepted: bool) -> Callable[[Master, Framework, Any], None]:
+    def answer(m: Master, f: Framework, body: Any) -> None:
+        m.answer_inverse_offers(f, [o.value for o in body.inverse_offer_ids], accepted,
+                                m._refuse_seconds(body.filters))
+
+    return answer
 
 
-def _decline(m: Master, f: Framework, c: sched.Call) -> None:
-    assert c.decline is not None
-    m.decline(f, c.decline)
+def _ignore(m: Master, f: Framework, body: Any) -> None:
+    """REQUEST (as Mesos' allocator does), and operation acknowledgements: no
+    operation here takes feedback yet (LAUNCH cannot), so every id is unknown."""
 
 
-def _kill(m: Master, f: Framework, c: sched.Call) -> None:
-    assert c.kill is not None
-    m.kill(f, c.kill)
-
-
-def _shutdown(m: Master, f: Framework, c: sched.Call) -> None:
-    assert c.shutdown is not None
-    m.shutdown_executor(f, c.shutdown)
-
-
-def _ack(m: Master, f: Framework, c: sched.Call) -> None:
-    assert c.acknowledge is not None
-    m.acknowledge(f, c.acknowledge)
-
-
-def _reconcile(m: Master, f: Framework, c: sched.Call) -> None:
-    assert c.reconcile is not None
-    m.reconcile(f, c.reconcile)
-
-
-def _message(m: Master, f: Framework, c: sched.Call) -> None:
-    assert c.message is not None
-    m.message(f, c.message)
-
-
-def _update_framework(m: Master, f: Framework, c: sched.Call) -> None:
-    assert c.update_framework is not None
-    m.update_framework(f, c.update_framework)
-
-
-def _reconcile_operations(m: Master, f: Framework, c: sched.Call) -> None:
-    assert c.reconcile_operations is not None
-    m.reconcile_operations(f, c.reconcile_operations)
-
-
-def _accept_inverse(m: Master, f: Framework, c: sched.Call) -> None:
-    body = c.accept_inverse_offers
-    assert body is not None
-    m.answer_inverse_offers(f, [o.value for o in body.inverse_offer_ids], True,
-                            m._refuse_seconds(body.filters))
-
-
-def _decline_inverse(m: Master, f: Framework, c: sched.Call) -> None:
-    body = c.decline_inverse_offers
-    assert body is not None
-    m.answer_inverse_offers(f, [o.value for o in body.inverse_offer_ids], False,
-                            m._refuse_seconds(body.filters))
-
-
-def _ignore(m: Master, f: Framework, c: sched.Call) -> None:
-    """REQUEST: accepted and ignored, as Mesos' allocator does."""
-
-
-_HANDLERS: dict[str, Callable[[Master, Framework, sched.Call], Any]] = {
-    "TEARDOWN": lambda m, f, c: m.teardown(f),
-    "ACCEPT": _accept,
-    "DECLINE": _decline,
-    "REVIVE": lambda m, f, c: m.revive(f, c.revive.roles if c.revive else None),
-    "SUPPRESS": lambda m, f, c: m.suppress(f, c.suppress.roles if c.suppress else None),
-    "KILL": _kill,
-    "SHUTDOWN": _shutdown,
-    "ACKNOWLEDGE": _ack,
-    "RECONCILE": _reconcile,
-    "MESSAGE": _message,
+# Calls with a sub-message (checked present by `_validate`, under the key
+# `_NEEDS_BODY` names): the master method each one's body goes to.
+_WITH_BODY: dict[str, Callable[[Master, Framework, Any], None]] = {
+    "ACCEPT": Master.accept,
+    "DECLINE": Master.decline,
+    "KILL": Master.kill,
+    "SHUTDOWN": Master.shutdown_executor,
+    "ACKNOWLEDGE": Master.acknowledge,
+    "RECONCILE": Master.reconcile,
+    "MESSAGE": Master.message,
     "REQUEST": _ignore,
-    "UPDATE_FRAMEWORK": _update_framework,
-    "ACCEPT_INVERSE_OFFERS": _accept_inverse,
-    "DECLINE_INVERSE_OFFERS": _decline_inverse,
-    # No operation here takes feedback yet (LAUNCH cannot): every id is unknown.
+    "UPDATE_FRAMEWORK": Master.update_framework,
+    "ACCEPT_INVERSE_OFFERS": _answer_inverse(True),
+    "DECLINE_INVERSE_OFFERS": _answer_inverse(False),
     "ACKNOWLEDGE_OPERATION_STATUS": _ignore,
-    "RECONCILE_OPERATIONS": _reconcile_operations,
+    "RECONCILE_OPERATIONS": Master.reconcile_operations,
 }
+
+
+def _dispatch(master: Master, framework: Framework, call: sched.Call) -> bool:
+    """Hand the call to the master; False for a type this master does not handle."""
+    if call.type == "TEARDOWN":
+        master.teardown(framework)
+    elif call.type == "REVIVE":
+        master.revive(framework, call.revive.roles if call.revive else None)
+    elif call.type == "SUPPRESS":
+        master.suppress(framework, call.suppress.roles if call.suppress else None)
+    elif call.type in _WITH_BODY:
+        _WITH_BODY[call.type](master, framework, getattr(call, _NEEDS_BODY[call.type]))
+    else:
+        return False
+    return True
