@@ -34,7 +34,9 @@ async def test_weights_are_set_and_read_back(tmp_path: Path) -> None:
         code, text = await operator(c.master_url, {"type": "UPDATE_WEIGHTS", "update_weights": {
             "weight_infos": [{"role": "ops", "weight": 1}, {"role": "eng", "weight": -1}]}})
         assert code == 400 and "weight" in text
-        # Nothing of the refused call was applied.
+        code, text = await operator(c.master_url, {"type": "UPDATE_WEIGHTS", "update_weights": "x"})
+        assert code == 400 and "update_weights" in text
+        # Nothing of the refused calls was applied.
         assert c.get("/master/weights") == [{"role": "eng", "weight": 2.5}]
 
 

@@ -21,6 +21,16 @@ from mesos.master.registry import QuotaRecord, UpdateQuota, UpdateWeights
 from mesos.master.service import Master, validate_role
 
 
+def _field(body: dict[str, Any], call: str, name: str) -> Any:
+    """``body[call][name]``, refusing a sub-message that is not a JSON object."""
+    sub = body.get(call)
+    if sub is None:
+        return None
+    if not isinstance(sub, dict):
+        raise ValueError(f"'{call}' must be an object")
+    return sub.get(name)
+
+
 def _ok(call: str, payload: Any = None) -> web.Response:
     body: dict[str, Any] = {"type": call}
     if payload is not None:
@@ -140,7 +150,7 @@ async def operator_api(request: web.Request) -> web.Response:
         if call == "GET_WEIGHTS":
             return _ok(call, {"weight_infos": weights_json(master)})
         if call == "UPDATE_WEIGHTS":
-            await update_weights(master, (body.get("update_weights") or {}).get("weight_infos"),
+            await update_weights(master, _field(body, "update_weights", "weight_infos"),
                                  "update_weights.weight_infos")
             return web.Response(status=200)
         if call == "GET_QUOTA":
@@ -156,7 +166,7 @@ async def operator_api(request: web.Request) -> web.Response:
             await master.mark_gone(agent_id)
             return web.Response(status=200)
         if call == "UPDATE_QUOTA":
-            await update_quota(master, (body.get("update_quota") or {}).get("quota_configs"))
+            await update_quota(master, _field(body, "update_quota", "quota_configs"))
             return web.Response(status=200)
     except ValueError as exc:
         return responses.bad_request(str(exc))
