@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
+ZK_STAMP = $(VENV)/.zookeeper
 
-.PHONY: all venv run test test-fast lint bench clean
+.PHONY: all venv zookeeper run test test-fast lint bench clean
 
 all: test
 
@@ -17,7 +18,15 @@ $(STAMP): pyproject.toml scripts/install-pymesos.sh
 	@./scripts/install-pymesos.sh $(PY)
 	@touch $(STAMP)
 
+# Debian's ZooKeeper (and a Java runtime) for the HA tests and `make run-ha`; needs root
+# the first time, then the stamp (and the script's own check) make it a no-op.
+$(ZK_STAMP): scripts/install-zookeeper.sh | $(STAMP)
+	@./scripts/install-zookeeper.sh
+	@touch $(ZK_STAMP)
+
 venv: $(STAMP)
+
+zookeeper: $(ZK_STAMP)
 
 ## run: a local cluster (master on 127.0.0.1:5050 and two agents); Ctrl-C stops it
 run: $(STAMP)
@@ -29,7 +38,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 ## test: lint, then the whole suite (unit, integration, compat with pymesos)
-test: lint
+test: lint $(ZK_STAMP)
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)
