@@ -4,6 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 ZK_STAMP = $(VENV)/.zookeeper
+CHROMIUM_STAMP = $(VENV)/.chromium
 
 .PHONY: all venv zookeeper run test test-fast lint bench clean
 
@@ -28,6 +29,12 @@ venv: $(STAMP)
 
 zookeeper: $(ZK_STAMP)
 
+# Debian's chromium for the web UI browser tests (Playwright drives it; its own browsers
+# are never downloaded).
+$(CHROMIUM_STAMP): scripts/install-chromium.sh | $(STAMP)
+	@./scripts/install-chromium.sh
+	@touch $(CHROMIUM_STAMP)
+
 ## run: a local cluster (master on 127.0.0.1:5050 and two agents); Ctrl-C stops it
 run: $(STAMP)
 	$(VENV)/bin/mesos-local --num_agents=2 --ip=127.0.0.1 --port=5050 --work_dir=$${MESOS_WORK_DIR:-/tmp/mesos-local}
@@ -38,7 +45,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 ## test: lint, then the whole suite (unit, integration, compat with pymesos)
-test: lint $(ZK_STAMP)
+test: lint $(ZK_STAMP) $(CHROMIUM_STAMP)
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)
