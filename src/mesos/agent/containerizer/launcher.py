@@ -1,0 +1,212 @@
+"""Launchers: how a container's first process is started, tracked and killed.
+
+``linux`` tracks a container by a cgroup (the v1 freezer, or the v2 unified
+directory): the child writes its own pid into every ``cgroup.procs`` it was
+given between fork and exec, so by the time the command runs it and all it will
+ever fork are inside. Killing is the freezer kill of ``Cgroups.kill``, which
+no ``setsid`` or double fork escapes. A container asking for the ``pid``
+namespace is started through util-linux ``unshare --pid --fork --mount-proc``,
+so it sees itself as pid 1 with its own /proc.
+
+``posix`` is Mesos' posix launcher: a new session per container, killed with
+``killpg`` plus a sweep of the session; a process that calls ``setsid`` escapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from mesos.agent.containerizer.cgroups import Cgroups, CgroupsError
+from mesos.agent.containerizer.isolator import LaunchInfo
+from mesos.agent.containerizer.procfs import descendants
+
+__all__ = ["LaunchError", "Launcher", "LinuxLauncher", "PosixLauncher", "session_members"]
+
+Stream = int | IO[Any] | None
+
+
+class LaunchError(Exception):
+    """The container's first process could not be started; the message says why."""
+
+
+def _joiner(paths: Sequence[Path]) -> Any:
+    """A pre-exec function writing the child's pid into each cgroup.procs file.
+
+    Runs in the forked child before exec: kept to plain os calls.
+    """
+    encoded = [os.fsencode(p) for p in paths]
+
+    def join() -> None:
+        pid = str(os.getpid()).encode()
+        for path in encoded:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+
+    return join
+
+
+class Launcher:
+    """Start, list and kill a container's processes."""
+
+    name = "base"
+
+    async def fork(
+        self,
+        container_id: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        info: LaunchInfo,
+        stdout: Stream = None,
+        stderr: Stream = None,
+    ) -> asyncio.subprocess.Process:
+        raise NotImplementedError
+
+    def pids(self, container_id: str, pid: int | None) -> set[int]:
+        """The container's live processes."""
+        raise NotImplementedError
+
+    async def kill(self, container_id: str, pid: int | None) -> None:
+        """Kill every process of the container and return once none is left."""
+        raise NotImplementedError
+
+    async def _spawn(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        join: Sequence[Path],
+        stdout: Stream,
+        stderr: Stream,
+    ) -> asyncio.subprocess.Process:
+        if not argv:
+            raise LaunchError("empty command")
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                env=dict(env),
+                cwd=cwd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                preexec_fn=_joiner(join) if join else None,
+                close_fds=True,
+            )
+        except OSError as e:
+            raise LaunchError(f"cannot run {argv[0]!r}: {e.strerror}") from e
+        except Exception as e:  # subprocess reports a failed preexec_fn this way
+            raise LaunchError(f"cannot start {argv[0]!r}: {e}") from e
+
+
+class LinuxLauncher(Launcher):
+    """Cgroup-tracked processes, optional pid namespace (see the module docstring)."""
+
+    name = "linux"
+
+    def __init__(self, cgroups: Cgroups) -> None:
+        self.cgroups = cgroups
+        self.unshare = shutil.which("unshare")
+
+    async def fork(
+        self,
+        container_id: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        info: LaunchInfo,
+        stdout: Stream = None,
+        stderr: Stream = None,
+    ) -> asyncio.subprocess.Process:
+        try:
+            self.cgroups.create(container_id, "freezer" if self.cgroups.version == 1 else None)
+        except CgroupsError as e:
+            raise LaunchError(str(e)) from e
+        tracking = self.cgroups.tracking_path(container_id) / "cgroup.procs"
+        join = [tracking, *(p for p in info.join_cgroups if p != tracking)]
+        argv = list(argv)
+        unknown = set(info.namespaces) - {"pid"}
+        if unknown:
+            raise LaunchError(f"namespaces {sorted(unknown)} are not supported")
+        if "pid" in info.namespaces:
+            if self.unshare is None:
+                raise LaunchError("namespaces/pid needs util-linux 'unshare' on PATH")
+            argv = [self.unshare, "--pid", "--fork", "--mount-proc", "--kill-child", "--", *argv]
+        return await self._spawn(argv, env, cwd, join, stdout, stderr)
+
+    def pids(self, container_id: str, pid: int | None) -> set[int]:
+        return self.cgroups.pids(container_id)
+
+    async def kill(self, container_id: str, pid: int | None) -> None:
+        await self.cgroups.kill(container_id)
+
+
+def session_members(sid: int) -> set[int]:
+    """Live processes whose session id is ``sid``."""
+    out = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getsid(int(name)) == sid:
+                    out.add(int(name))
+    return out
+
+
+class PosixLauncher(Launcher):
+    """One session per container; no cgroups (see the module docstring)."""
+
+    name = "posix"
+
+    async def fork(
+        self,
+        container_id: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        info: LaunchInfo,
+        stdout: Stream = None,
+        stderr: Stream = None,
+    ) -> asyncio.subprocess.Process:
+        if info.namespaces:
+            raise LaunchError(f"the posix launcher cannot enter namespaces {info.namespaces}")
+        return await self._spawn(argv, env, cwd, info.join_cgroups, stdout, stderr)
+
+    def pids(self, container_id: str, pid: int | None) -> set[int]:
+        if pid is None:
+            return set()
+        tree = {st.pid for st in descendants(pid)}
+        # Zombies are dead already; they wait only for their parent to reap them.
+        return {p for p in tree | session_members(pid) if not _is_zombie(p)}
+
+    async def kill(self, container_id: str, pid: int | None) -> None:
+        if pid is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30.0
+        while members := self.pids(container_id, pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            for member in members:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(member, signal.SIGKILL)
+            if loop.time() > deadline:
+                break
+            await asyncio.sleep(0.01)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
