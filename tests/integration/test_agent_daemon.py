@@ -246,10 +246,16 @@ class Agents:
         self.master = master
         self.started: list[AgentProcess] = []
 
-    async def start(self, *extra: str) -> AgentProcess:
+    async def start_unregistered(self, *extra: str) -> AgentProcess:
+        """Start an agent without waiting for it to subscribe (a recovering one waits
+        for its executors first)."""
         agent = AgentProcess(self.tmp, self.master, *extra)
         self.started.append(agent)
         agent.start()
+        return agent
+
+    async def start(self, *extra: str) -> AgentProcess:
+        agent = await self.start_unregistered(*extra)
         await wait_until(lambda: self.master.connected or (agent.proc and agent.proc.poll()),
                          "the agent to subscribe")
         assert agent.proc is not None and agent.proc.poll() is None, agent.log()
@@ -491,13 +497,16 @@ async def test_reconnect_keeps_updates(master: FakeMaster, agents: Agents) -> No
     assert resubscribe["frameworks"][0]["id"] == {"value": FW}
 
 
-async def test_sigterm_stops_executors(master: FakeMaster, agents: Agents) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_sigterm_stops_executors_of_frameworks_that_do_not_checkpoint(
+    master: FakeMaster, agents: Agents, signum: int
+) -> None:
     agent = await agents.start()
     await master.run_task(command_task("long", "sleep 100"))
     running = await master.wait_state("long", "TASK_RUNNING")
     pgid = running["container_status"]["executor_pid"]
     assert agent.proc is not None
-    os.kill(agent.proc.pid, signal.SIGTERM)
+    os.kill(agent.proc.pid, signum)
     assert await asyncio.to_thread(agent.proc.wait, WAIT) == 0
     await wait_no_processes(pgid)
     assert "Agent stopped" in agent.log()

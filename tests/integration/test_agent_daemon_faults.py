@@ -7,14 +7,19 @@ Uses the fake master and helpers of ``test_agent_daemon``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from typing import Any
 
 import aiohttp
 import pytest
 
+from mesos.agent import checkpoint
 from tests.integration.test_agent_daemon import (
     AGENT_ID,
     FW,
+    AgentProcess,
     Agents,
     EventReader,
     FakeMaster,
@@ -153,3 +158,89 @@ async def test_subscribe_not_accepting_json_is_406_before_any_lookup(
     status, _ = await agent.post("/api/v1/executor", body,
                                  **{"Content-Type": "application/json", "Accept": "text/html"})
     assert status == 406
+
+
+# ----------------------------------------------- an agent dying before its executor subscribed
+
+
+def checkpointed_pid(agent: AgentProcess) -> tuple[int, int | None] | None:
+    """The checkpointed (pid, start time) of executor 'manual', once written."""
+    found = list((agent.work_dir / "meta" / "slaves" / AGENT_ID / "frameworks" / FW
+                  / "executors" / "manual" / "runs").glob("*/pids/forked.pid"))
+    if not found:
+        return None
+    parts = found[0].read_text().split()
+    return int(parts[0]), int(parts[1]) if len(parts) > 1 else None
+
+
+def queued_task_checkpointed(agent: AgentProcess) -> bool:
+    runs = (agent.work_dir / "meta" / "slaves" / AGENT_ID / "frameworks" / FW / "executors"
+            / "manual" / "runs")
+    return any(runs.glob("*/tasks/t/task.info"))
+
+
+async def crash_while_queued(fake: FakeMaster, holder: Agents) -> tuple[int, int | None]:
+    """Start 't' on an executor that does not subscribe yet, then SIGKILL the agent."""
+    agent = await holder.start()
+    await fake.run_task(custom_task("t", "manual", "sleep 100"), checkpoint=True)
+    await wait_until(lambda: "Queued task 't'" in agent.log(), "t to be queued")
+    pid = await wait_until(lambda: checkpointed_pid(agent), "the executor's pid checkpointed")
+    await wait_until(lambda: queued_task_checkpointed(agent), "the queued task checkpointed")
+    assert agent.proc is not None
+    agent.proc.kill()
+    agent.proc.wait(timeout=10)
+    assert checkpoint.same_process(*pid)  # the executor lives on, in its own session
+    return pid
+
+
+def kill_executor(pid: tuple[int, int | None]) -> None:
+    if checkpoint.same_process(*pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid[0], signal.SIGKILL)
+
+
+async def test_a_task_queued_for_a_starting_executor_survives_an_agent_crash(
+    master: FakeMaster, agents: Agents  # noqa: F811
+) -> None:
+    pid = await crash_while_queued(master, agents)
+    try:
+        # The agent waits for its executors before it re-registers with the master.
+        agent = await agents.start_unregistered("--executor_reregistration_timeout=30secs")
+        await wait_until(lambda: "Recovering agent" in agent.log(), "the recovery")
+        url = agent.url + "/api/v1/executor"
+        async with aiohttp.ClientSession() as session:
+            # The executor subscribes at last: the recovered task is sent to it.
+            stream = await session.post(url, json=subscribe(), headers=ACCEPT)
+            assert stream.status == 200, await stream.text()
+            reader = EventReader(stream)
+            events = [await reader.next() or {} for _ in range(2)]
+            assert [e.get("type") for e in events] == ["SUBSCRIBED", "LAUNCH"]
+            assert events[1]["launch"]["task"]["task_id"] == {"value": "t"}
+            await wait_until(lambda: len(master.subscribes) >= 2, "the agent to re-register")
+            tasks = master.subscribes[-1]["subscribe"]["tasks"]
+            assert [(t["task_id"]["value"], t["state"]) for t in tasks] == [
+                ("t", "TASK_STAGING")]
+            status = {"task_id": {"value": "t"}, "state": "TASK_RUNNING",
+                      "source": "SOURCE_EXECUTOR", "uuid": b64(bytes(range(16)))}
+            update = {"type": "UPDATE", **IDS, "update": {"status": status}}
+            async with session.post(url, json=update) as resp:
+                assert resp.status == 202
+            running = await master.wait_state("t", "TASK_RUNNING")
+            assert running["agent_id"] == {"value": AGENT_ID}
+            assert (await reader.next() or {}).get("type") == "ACKNOWLEDGED"
+            stream.close()
+    finally:
+        kill_executor(pid)
+
+
+async def test_a_queued_task_fails_when_its_executor_is_gone_after_the_crash(
+    master: FakeMaster, agents: Agents  # noqa: F811
+) -> None:
+    pid = await crash_while_queued(master, agents)
+    kill_executor(pid)
+    await wait_until(lambda: not checkpoint.same_process(*pid), "the executor to die")
+    agent = await agents.start()
+    failed = await master.wait_state("t", "TASK_FAILED")
+    assert failed["source"] == "SOURCE_AGENT"
+    assert failed["reason"] == "REASON_EXECUTOR_TERMINATED"
+    assert agent.proc is not None and agent.proc.poll() is None

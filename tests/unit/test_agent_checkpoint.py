@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import os
 import subprocess
+import sys
+import threading
+import time
 import uuid
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
-from mesos.agent import checkpoint, recovery
+from mesos.agent import checkpoint, launcher, recovery
 from mesos.agent.core import AgentCore, CoreConfig
 from mesos.agent.events import (
     DestroyContainer,
     ExecutorExited,
     ExecutorSubscribed,
     ForwardStatus,
+    Registered,
     ReregistrationTimeout,
+    RunTask,
     SendToExecutor,
 )
+from mesos.agent.flags import FLAGS
+from mesos.agent.service import Agent
+from mesos.flags import parse_flags
+from mesos.resources import Resources
 from mesos.v1 import mesos as v1
 
 AGENT, FW, EX, CID = "agent-1", "fw-1", "ex-1", "c1"
@@ -263,3 +276,190 @@ def test_an_executor_with_nothing_left_and_no_process_is_not_restored(tmp_path: 
     core = new_core()
     restored = recovery.restore(core, state, alive=set())
     assert core.frameworks == {} and restored.dead == [] and restored.live == []
+
+
+def queued_state(tmp_path: Path, *, default_executor: bool = False) -> checkpoint.RecoveredState:
+    """ex-1 (c1, pid 12345) took on q1 and q2 but had sent no update of either."""
+    cp = checkpoint.Checkpointer(str(tmp_path))
+    write_executor(cp, pid=12345)
+    if default_executor:
+        cp.executor(AGENT, FW, msgspec.structs.replace(ex_info(), type="DEFAULT"), CID,
+                    command_executor=False, role="*", directory=f"/sandbox/{CID}")
+    for task_id in ("q1", "q2"):
+        cp.task(AGENT, FW, EX, CID, task_info(task_id))
+    state = checkpoint.read_state(str(tmp_path))
+    assert state is not None
+    return state
+
+
+def test_a_task_with_no_update_is_queued_again_and_sent_on_subscribing(tmp_path: Path) -> None:
+    core = new_core()
+    restored = recovery.restore(core, queued_state(tmp_path), alive={CID})
+    core.validate()
+    executor = core.executor(FW, EX)
+    assert executor is not None and [t.id for t in executor.queued_tasks()] == ["q1", "q2"]
+    assert executor.launched == {} and restored.unacknowledged == []
+    # The executor got q1 just before the agent died (it names it): only q2 is sent.
+    effects = core.handle(ExecutorSubscribed(FW, EX, (task_info("q1"),), ()), 1.0)
+    events = [e.event for e in effects if isinstance(e, SendToExecutor)]
+    assert [e.type for e in events] == ["SUBSCRIBED", "LAUNCH"]
+    assert events[1].launch is not None and events[1].launch.task.task_id.value == "q2"
+    assert not [e for e in effects if isinstance(e, ForwardStatus)]  # nothing lost
+    assert sorted(executor.launched) == ["q1", "q2"] and executor.queued == []
+    core.validate()
+
+
+def test_queued_tasks_of_a_default_executor_go_back_as_one_group(tmp_path: Path) -> None:
+    core = new_core()
+    recovery.restore(core, queued_state(tmp_path, default_executor=True), alive={CID})
+    effects = core.handle(ExecutorSubscribed(FW, EX, (), ()), 1.0)
+    events = [e.event for e in effects if isinstance(e, SendToExecutor)]
+    assert [e.type for e in events] == ["SUBSCRIBED", "LAUNCH_GROUP"]
+    group = events[1].launch_group
+    assert group is not None and [t.task_id.value for t in group.task_group.tasks] == [
+        "q1", "q2"]
+
+
+def test_queued_tasks_of_an_executor_that_is_gone_fail(tmp_path: Path) -> None:
+    core = new_core()
+    restored = recovery.restore(core, queued_state(tmp_path), alive=set())
+    assert restored.dead == [(FW, EX, CID)]
+    effects = core.handle(ExecutorExited(FW, EX, CID, None), 1.0)
+    failed = [e.status for e in effects if isinstance(e, ForwardStatus)]
+    assert [(s.task_id.value, s.state, s.reason) for s in failed] == [
+        ("q1", "TASK_FAILED", "REASON_EXECUTOR_TERMINATED"),
+        ("q2", "TASK_FAILED", "REASON_EXECUTOR_TERMINATED")]
+    core.validate()
+
+
+# ---------------------------------------------------------------------- the write queue
+
+
+async def test_the_write_queue_keeps_order_and_holds_actions_back(tmp_path: Path) -> None:
+    queue = checkpoint.WriteQueue()
+    log: list[str] = []
+    gate = threading.Event()
+
+    def job(name: str, wait: bool = False) -> None:
+        if wait:  # the first write is slow: everything after it must wait
+            assert gate.wait(10)
+        log.append(name)
+
+    try:
+        queue.then(lambda: log.append("a0"))  # nothing queued: runs at once
+        assert log == ["a0"]
+        queue.write(lambda: job("w1", wait=True), "w1")
+        queue.then(lambda: log.append("a1"))
+
+        def a2() -> None:
+            log.append("a2")
+            queue.write(lambda: job("w2"), "w2")  # asked for by a2: before a3
+            queue.then(lambda: log.append("a2-after-w2"))
+
+        queue.then(a2)
+        queue.then(lambda: log.append("a3"))
+        assert log == ["a0"] and not queue.idle
+        gate.set()
+        assert await queue.drain(10)
+        assert log == ["a0", "w1", "a1", "a2", "w2", "a2-after-w2", "a3"]
+        assert queue.idle
+    finally:
+        gate.set()
+        queue.close()
+
+
+async def test_a_failed_write_is_logged_and_counts_as_done(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = checkpoint.WriteQueue()
+    done: list[str] = []
+
+    def broken() -> None:
+        raise OSError("disk full")
+
+    try:
+        queue.write(broken, "the broken thing")
+        queue.then(lambda: done.append("after"))
+        assert await queue.drain(10)
+        assert done == ["after"]
+        assert "Failed to checkpoint the broken thing: disk full" in caplog.text
+    finally:
+        queue.close()
+
+
+class RecordingStream:
+    """Stands in for an executor's event stream: keeps what the agent sends."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def send(self, data: bytes) -> None:
+        self.events.append(json.loads(data))
+
+    def close(self) -> None:
+        pass
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.events]
+
+
+async def test_an_update_is_acknowledged_and_forwarded_only_once_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's ACK to the executor and the STATUS_UPDATE to the master wait for
+    the update's checkpoint write, which runs off the event loop."""
+    flags = parse_flags("mesos-agent", FLAGS, [
+        "--master=127.0.0.1:1", f"--work_dir={tmp_path / 'work'}"], {})
+    agent = Agent(flags, resources=Resources.parse("cpus:1;mem:128"), attributes=[],
+                  hostname="h", python=sys.executable)
+    agent.dispatch(Registered(AGENT))
+    agent.checkpointer.agent(AGENT)  # what subscribing to a master writes
+    executor = v1.ExecutorInfo(executor_id=v1.ExecutorID(value=EX),
+                               command=v1.CommandInfo(value="sleep 30"))
+    info = msgspec.structs.replace(task_info("t1"), executor=executor)
+    entered, gate = threading.Event(), threading.Event()
+    try:
+        agent.dispatch(RunTask(fw_info(), info))
+        deadline = time.monotonic() + 15
+        while not agent.processes and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert agent.processes, "the executor was not started"
+        stream = RecordingStream()
+        assert agent.executor_subscribed(FW, EX, stream)  # type: ignore[arg-type]
+        assert await agent.checkpoints.drain(10)
+        assert stream.types() == ["SUBSCRIBED", "LAUNCH"]
+        agent.updates.resume(0.0)  # as if subscribed to a master
+        posted: list[Any] = []
+        monkeypatch.setattr(agent.link, "post", posted.append)
+        write = agent.checkpointer.update
+
+        def slow_update(*args: Any) -> None:
+            entered.set()
+            assert gate.wait(15)
+            write(*args)
+
+        monkeypatch.setattr(agent.checkpointer, "update", slow_update)
+        running = status("t1", "TASK_RUNNING")
+        agent.executor_update(FW, EX, running)
+        assert await asyncio.to_thread(entered.wait, 15)
+        # The write is under way (on the worker thread; the loop runs): nothing yet.
+        assert stream.types() == ["SUBSCRIBED", "LAUNCH"] and posted == []
+        gate.set()
+        assert await agent.checkpoints.drain(15)
+        assert stream.types() == ["SUBSCRIBED", "LAUNCH", "ACKNOWLEDGED"]
+        assert [c.type for c in posted] == ["STATUS_UPDATE"]
+        state = checkpoint.read_state(str(tmp_path / "work"))
+        assert state is not None
+        (task,) = state.frameworks[0].executors[0].tasks
+        assert [u.uuid for u in task.updates] == [running.uuid]
+    finally:
+        gate.set()
+        for process in list(agent.processes.values()):
+            launcher.kill_session(process.pid)
+        if agent._watchers:
+            await asyncio.wait(set(agent._watchers), timeout=10)
+        for handles in agent._timers.values():
+            for handle in handles:
+                handle.cancel()
+        await agent.checkpoints.drain(10)
+        agent.checkpoints.close()

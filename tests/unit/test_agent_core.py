@@ -10,6 +10,7 @@ import pytest
 from mesos.agent.builtin_executors import command_executor_name
 from mesos.agent.core import AgentCore, CoreConfig
 from mesos.agent.events import (
+    CheckpointTasks,
     CloseExecutorStream,
     DestroyContainer,
     Effect,
@@ -419,7 +420,10 @@ def test_launch_and_kill_wait_for_a_disconnected_executor(h: Harness) -> None:
     assert h.do(ExecutorDisconnected(FW, "ex")) == []
     # Nothing is written to a stream that is not there: both wait.
     effects = h.do(RunTask(framework_info(), custom_task("b")))
-    assert effects == [] and [t.id for t in h.core.executor(FW, "ex").queued_tasks()] == ["b"]
+    # Only checkpointed (so a restarted agent finds it queued too).
+    assert [type(e) for e in effects] == [CheckpointTasks]
+    assert [t.task_id.value for t in only(effects, CheckpointTasks)[0].tasks] == ["b"]
+    assert [t.id for t in h.core.executor(FW, "ex").queued_tasks()] == ["b"]
     assert h.do(KillTask(FW, "a")) == []
     effects = h.do(ExecutorSubscribed(FW, "ex"))
     assert sent(effects) == ["SUBSCRIBED", "LAUNCH", "KILL"]

@@ -19,16 +19,24 @@ by a crash can only be the last one; reading drops it.
 
 The pid file holds the process's start time (field 22 of ``/proc/<pid>/stat``) too,
 so a recovered agent does not take a recycled pid for its executor.
+
+The running agent does not write on its event loop: :class:`WriteQueue` runs the
+writes on one worker thread, in the order they were asked for, and holds back what
+must follow them (acknowledging an update, forwarding it) until they are done.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import collections
 import contextlib
 import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import msgspec
@@ -46,6 +54,7 @@ __all__ = [
     "RecoveredFramework",
     "RecoveredState",
     "RecoveredTask",
+    "WriteQueue",
     "atomic_write",
     "process_start_time",
     "read_state",
@@ -165,6 +174,12 @@ class Checkpointer:
     def agent(self, agent_id: str) -> None:
         atomic_write(latest_path(self.work_dir), agent_id.encode())
 
+    def forget_agent(self) -> None:
+        """Remove ``latest``: the next agent started here registers as a new one."""
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(latest_path(self.work_dir))
+            _fsync_dir(os.path.dirname(latest_path(self.work_dir)))
+
     def framework(self, agent_id: str, info: v1.FrameworkInfo) -> None:
         assert info.id is not None
         path = framework_dir(self.work_dir, agent_id, info.id.value)
@@ -216,6 +231,108 @@ class Checkpointer:
 
     def remove_framework(self, agent_id: str, framework_id: str) -> None:
         shutil.rmtree(framework_dir(self.work_dir, agent_id, framework_id), ignore_errors=True)
+
+
+class WriteQueue:
+    """Checkpoint writes off the event loop, in order, and what waits for them.
+
+    An fsync takes milliseconds (far more on a busy disk); done on the agent's event
+    loop it would stall every executor stream and the master link meanwhile. Here
+    :meth:`write` hands a blocking job to a single worker thread, so jobs run one at a
+    time in the order they were queued (per file and across files), and :meth:`then`
+    runs an action on the loop only once every job queued before it has completed:
+    at once when nothing is outstanding, else in the order the actions were asked
+    for. The agent routes its effects through :meth:`then`, so they happen in the
+    order the core asked for them, each after the checkpoints it depends on are on
+    disk (Mesos: an update is written before it is acknowledged or forwarded).
+
+    An action that queues writes and actions itself has them run before the actions
+    that were waiting behind it, as if the writes had been synchronous. A failed
+    write is logged and counts as done: the agent goes on, as it did when writing
+    on the loop.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._queued = 0  # jobs handed to the worker
+        self._done = 0  # jobs finished (in queue order: one worker)
+        # (jobs that must be done first, action), in the order asked for.
+        self._waiting: collections.deque[tuple[int, Callable[[], None]]] = collections.deque()
+        self._running = False  # an action is running from _release
+        self._nested: list[tuple[int, Callable[[], None]]] = []
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def idle(self) -> bool:
+        return self._done >= self._queued and not self._waiting
+
+    def write(self, job: Callable[[], None], what: str) -> None:
+        """Run ``job`` (blocking file I/O) on the worker thread after the jobs before it."""
+        loop = asyncio.get_running_loop()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+        self._queued += 1
+        self._idle.clear()
+        future = loop.run_in_executor(self._pool, _run_job, job, what)
+        future.add_done_callback(self._finished)
+
+    def then(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the loop once every write queued so far is done."""
+        ready = self._done >= self._queued
+        if self._running:
+            if ready and not self._nested:
+                action()
+            else:
+                self._nested.append((self._queued, action))
+            return
+        if ready and not self._waiting:
+            action()
+            return
+        self._idle.clear()
+        self._waiting.append((self._queued, action))
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait (bounded) until every write and every held-back action is done."""
+        if not self.idle:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout)
+        return self.idle
+
+    def close(self) -> None:
+        """Let the worker thread go (after the jobs already queued)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def _finished(self, _future: object) -> None:
+        self._done += 1
+        self._release()
+
+    def _release(self) -> None:
+        while self._waiting and self._waiting[0][0] <= self._done:
+            _, action = self._waiting.popleft()
+            self._running = True
+            try:
+                action()
+            except Exception:
+                log.exception("A checkpoint-ordered action failed")
+            finally:
+                self._running = False
+            # What it asked for comes before what was already waiting behind it.
+            self._waiting.extendleft(reversed(self._nested))
+            self._nested = []
+        if self.idle:
+            self._idle.set()
+
+
+def _run_job(job: Callable[[], None], what: str) -> None:
+    try:
+        job()
+    except OSError as exc:
+        log.error("Failed to checkpoint %s: %s", what, exc)
+    except Exception:
+        log.exception("Failed to checkpoint %s", what)
 
 
 # ---------------------------------------------------------------------- reading

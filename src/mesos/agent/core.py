@@ -43,6 +43,7 @@ from mesos.agent.builtin_executors import (
     default_executor_info,
 )
 from mesos.agent.events import (
+    CheckpointTasks,
     CloseExecutorStream,
     DestroyContainer,
     Effect,
@@ -301,6 +302,8 @@ class AgentCore:
                     executor.info, framework.info, role, command_executor,
                 )
             )
+        effects.append(CheckpointTasks(framework.id, executor.id, executor.container_id,
+                                       tuple(t.info for t in tasks)))
         if executor.state == "RUNNING" and executor.connected:
             effects.append(self._send_launch(executor, QueuedLaunch(tasks, group)))
         else:
@@ -506,6 +509,13 @@ class AgentCore:
             update = ExecutorUpdate(framework.id, executor.id, status)
             effects.extend(self._executor_update(update, now))
         known = {t.task_id.value for t in event.unacknowledged_tasks}
+        # A recovered task still queued that the executor names did reach it (LAUNCH
+        # went out just before the agent died): it is launched, not sent again.
+        for launch in executor.queued:
+            for task in [t for t in launch.tasks if t.id in known]:
+                launch.tasks.remove(task)
+                executor.launched[task.id] = task
+        executor.queued = [q for q in executor.queued if q.tasks]
         effects.extend(self._drop_unknown_staging(framework, executor, known, now))
         queued, executor.queued = executor.queued, []
         effects.extend(self._send_launch(executor, launch) for launch in queued)

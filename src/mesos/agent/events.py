@@ -203,6 +203,21 @@ class LaunchExecutor:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckpointTasks:
+    """Checkpoint tasks the agent has taken on (framework permitting).
+
+    Emitted when the tasks are accepted, whether they go to the executor now or wait
+    for it to subscribe, so an agent that dies while the executor is still starting
+    recovers them too (Mesos checkpoints a task before queueing or sending it).
+    """
+
+    framework_id: str
+    executor_id: str
+    container_id: str
+    tasks: tuple[v1.TaskInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SendToExecutor:
     framework_id: str
     executor_id: str
@@ -272,6 +287,7 @@ class FrameworksRemoved:
 
 Effect = (
     LaunchExecutor
+    | CheckpointTasks
     | SendToExecutor
     | CloseExecutorStream
     | ForwardStatus

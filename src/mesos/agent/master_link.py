@@ -188,6 +188,9 @@ class MasterLink:
                 self.stream_id = resp.headers.get("Mesos-Stream-Id")
                 subscribed = await self._read_stream(resp)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            # A master that dies mid-stream ends it with an error, not an empty read; the
+            # session it had accepted still counts, so the next try starts a fresh backoff.
+            subscribed = subscribed or self.connected
             log.warning("Lost the master at %s: %s", self.url, exc or type(exc).__name__)
         except asyncio.CancelledError:
             raise

@@ -8,7 +8,13 @@ core's frameworks, executors and tasks, as Mesos' ``Slave::recover``:
 * one whose process is gone is RUNNING too, and the caller dispatches
   ``ExecutorExited`` for it once registered: its live tasks then fail;
 * a task's state is its latest checkpointed update's; a task whose terminal update
-  was acknowledged is completed, one whose terminal update was not is terminated.
+  was acknowledged is completed, one whose terminal update was not is terminated;
+* a task with no update at all may never have reached its executor (the agent
+  checkpoints a task when it takes it on, before the executor has subscribed): it is
+  queued again, and sent when the executor (re-)subscribes. One the executor did
+  get is named in its re-subscription (it has no acknowledged update of it), so it
+  is not sent twice; if the executor never comes back, the task fails with it.
+  Tasks of a default executor go back as one task group.
 
 The updates not yet acknowledged are returned in order, per task, for the
 status-update manager to resend after re-registering.
@@ -23,7 +29,7 @@ import msgspec
 
 from mesos.agent import checkpoint
 from mesos.agent.core import AgentCore
-from mesos.agent.state import Executor, Framework, Task
+from mesos.agent.state import Executor, Framework, QueuedLaunch, Task
 from mesos.v1 import mesos as v1
 from mesos.v1.mesos import TERMINAL_STATES
 
@@ -70,8 +76,12 @@ def _restore_executor(framework: Framework, rex: checkpoint.RecoveredExecutor,
                       restored: Restored) -> Executor:
     executor = Executor(rex.info, framework.id, rex.container_id, rex.directory,
                         rex.command_executor, rex.role, state="RUNNING", pid=rex.pid)
+    unsent: list[Task] = []
     for rtask in rex.tasks:
         task = Task(rtask.info, framework.id, executor.id)
+        if not rtask.updates:
+            unsent.append(task)
+            continue
         for status in rtask.updates:
             task.state = status.state
             task.statuses.append(msgspec.structs.replace(status, data=None))
@@ -83,6 +93,10 @@ def _restore_executor(framework: Framework, rex: checkpoint.RecoveredExecutor,
             executor.terminated[task.id] = task
         else:
             executor.completed.append(task)
+    if unsent and rex.info.type == "DEFAULT":
+        executor.queued.append(QueuedLaunch(unsent, group=True))
+    else:
+        executor.queued.extend(QueuedLaunch([t], group=False) for t in unsent)
     return executor
 
 

@@ -5,6 +5,16 @@ calls, process exits, timers) become core events through :meth:`Agent.dispatch`;
 the effects the core returns are carried out by :meth:`Agent._execute`. Status
 updates go through the :class:`StatusUpdateManager`, whose resend timer is kept
 here (loop time, monotonic).
+
+Checkpoint writes go to a :class:`~mesos.agent.checkpoint.WriteQueue` (one worker
+thread, in order) and every effect is carried out through it, so effects keep the
+core's order and none overtakes a checkpoint written before it: an update is on
+disk before the executor gets its ACKNOWLEDGED and before the master gets it.
+
+Stopping comes in two kinds, as in Mesos: SIGTERM/SIGINT stop the agent and leave
+the executors of checkpointing frameworks running for the next agent to recover
+(those of the others are shut down); SIGUSR1 or the master's SHUTDOWN shut every
+executor down and forget the agent's checkpointed id.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -24,6 +35,7 @@ from mesos import __version__
 from mesos.agent import checkpoint, launcher, recovery
 from mesos.agent.core import AgentCore, CoreConfig
 from mesos.agent.events import (
+    CheckpointTasks,
     CloseExecutorStream,
     DestroyContainer,
     Effect,
@@ -118,12 +130,18 @@ class Agent:
         # Executors found alive on recovery (not our children): container id -> pid.
         self.recovered_pids: dict[str, int] = {}
         self.checkpointer = checkpoint.Checkpointer(os.path.abspath(flags.work_dir))
+        self.checkpoints = checkpoint.WriteQueue()
+        # SIGUSR1 or the master's SHUTDOWN: every executor goes, checkpointed or not.
+        self.full_shutdown = False
+        # Executor processes left running on stopping (for the next agent to recover).
+        self.left_running: list[int] = []
         # While the checkpoints are read back, executor calls are answered 503.
         self.recovering = False
         self._timers: dict[str, list[asyncio.TimerHandle]] = {}
         self._retry: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._watchers: set[asyncio.Task[Any]] = set()
+        self._watcher_of: dict[str, asyncio.Task[Any]] = {}
         self.stopping = asyncio.Event()
         self.executor_heartbeat_interval = EXECUTOR_HEARTBEAT_INTERVAL
         self.executor_env = launcher.ExecutorEnv(
@@ -143,56 +161,78 @@ class Agent:
     def registered(self) -> bool:
         return self.link.connected and self.core.agent_id is not None
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], *, watcher: bool = False) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], *, watcher: bool = False,
+               container_id: str | None = None) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         group = self._watchers if watcher else self._background
         group.add(task)
         task.add_done_callback(group.discard)
+        if container_id is not None:  # the watcher of one container's process
+            self._watcher_of[container_id] = task
+            task.add_done_callback(lambda _: self._watcher_of.pop(container_id, None))
+
+    def request_shutdown(self, why: str) -> None:
+        """Shut every executor down and stop (SIGUSR1, or the master's SHUTDOWN)."""
+        log.warning("Shutting down the agent and all its executors: %s", why)
+        self.full_shutdown = True
+        self.stopping.set()
 
     def dispatch(self, event: Event) -> None:
         """Feed one event to the core and carry out what it asks for."""
         self._execute(self.core.handle(event, time.time()))
 
     def _execute(self, effects: list[Effect]) -> None:
+        """Carry the effects out in order, each after the checkpoints queued before it."""
         for effect in effects:
-            if isinstance(effect, SendToExecutor):
-                if effect.event.type in ("LAUNCH", "LAUNCH_GROUP"):
-                    self._checkpoint_tasks(effect)
-                stream = self.streams.get((effect.framework_id, effect.executor_id))
-                if stream is not None:
-                    stream.send(codec.encode(effect.event))
-            elif isinstance(effect, ForwardStatus):
-                self._take_status(effect)
-            elif isinstance(effect, LaunchExecutor):
-                self._checkpoint_executor(effect)
-                self._spawn(self._launch_executor(effect))
-            elif isinstance(effect, CloseExecutorStream):
-                stream = self.streams.pop((effect.framework_id, effect.executor_id), None)
-                if stream is not None:
-                    stream.close()
-            elif isinstance(effect, ShutdownContainer):
-                handle = asyncio.get_running_loop().call_later(
-                    effect.grace, self._destroy, effect.container_id)
-                self._timers.setdefault(effect.container_id, []).append(handle)
-            elif isinstance(effect, DestroyContainer):
-                self._destroy(effect.container_id)
-            elif isinstance(effect, ExitedExecutor):
-                exited = ExitedExecutorCall(
-                    framework_id=v1.FrameworkID(value=effect.framework_id),
-                    executor_id=v1.ExecutorID(value=effect.executor_id), status=effect.status)
-                self._send("EXITED_EXECUTOR", exited_executor=exited)
-            elif isinstance(effect, ExecutorMessageToMaster):
-                message = ExecutorMessageCall(
-                    framework_id=v1.FrameworkID(value=effect.framework_id),
-                    executor_id=v1.ExecutorID(value=effect.executor_id), data=effect.data)
-                self._send("EXECUTOR_MESSAGE", executor_message=message)
-            elif isinstance(effect, FrameworksRemoved):
-                for framework_id in effect.framework_ids:
-                    self.updates.remove_framework(framework_id)
-                    if self.core.agent_id is not None:
-                        self.checkpointer.remove_framework(self.core.agent_id, framework_id)
-            else:  # pragma: no cover - every effect is handled above
-                raise AssertionError(f"unhandled effect {effect!r}")
+            self.checkpoints.then(functools.partial(self._carry_out, effect))
+
+    def _carry_out(self, effect: Effect) -> None:
+        if isinstance(effect, SendToExecutor):
+            self._send_to_stream((effect.framework_id, effect.executor_id),
+                                 codec.encode(effect.event))
+        elif isinstance(effect, ForwardStatus):
+            self._take_status(effect)
+        elif isinstance(effect, CheckpointTasks):
+            self._checkpoint_tasks(effect)
+        elif isinstance(effect, LaunchExecutor):
+            self._checkpoint_executor(effect)
+            # Started once its executor.info is on disk, so a recovered agent knows it.
+            self.checkpoints.then(lambda: self._spawn(self._launch_executor(effect)))
+        elif isinstance(effect, CloseExecutorStream):
+            stream = self.streams.pop((effect.framework_id, effect.executor_id), None)
+            if stream is not None:
+                stream.close()
+        elif isinstance(effect, ShutdownContainer):
+            handle = asyncio.get_running_loop().call_later(
+                effect.grace, self._destroy, effect.container_id)
+            self._timers.setdefault(effect.container_id, []).append(handle)
+        elif isinstance(effect, DestroyContainer):
+            self._destroy(effect.container_id)
+        else:
+            self._tell_master(effect)
+
+    def _tell_master(self, effect: Effect) -> None:
+        if isinstance(effect, ExitedExecutor):
+            exited = ExitedExecutorCall(
+                framework_id=v1.FrameworkID(value=effect.framework_id),
+                executor_id=v1.ExecutorID(value=effect.executor_id), status=effect.status)
+            self._send("EXITED_EXECUTOR", exited_executor=exited)
+        elif isinstance(effect, ExecutorMessageToMaster):
+            message = ExecutorMessageCall(
+                framework_id=v1.FrameworkID(value=effect.framework_id),
+                executor_id=v1.ExecutorID(value=effect.executor_id), data=effect.data)
+            self._send("EXECUTOR_MESSAGE", executor_message=message)
+        elif isinstance(effect, FrameworksRemoved):
+            agent_id = self.core.agent_id
+            for framework_id in effect.framework_ids:
+                self.updates.remove_framework(framework_id)
+                if agent_id is not None:
+                    self.checkpoints.write(
+                        functools.partial(self.checkpointer.remove_framework, agent_id,
+                                          framework_id),
+                        f"the removal of framework {framework_id}")
+        else:  # pragma: no cover - every effect is handled above
+            raise AssertionError(f"unhandled effect {effect!r}")
 
     def _send(self, type_: str, **fields: Any) -> None:
         self.link.post(call(type_, self.core.agent_id, **fields))
@@ -204,7 +244,8 @@ class Agent:
         received, forwards = self.updates.update(effect.framework_id, effect.status, now)
         status = effect.status
         if received is Received.NEW:
-            # Checkpointed before it is acknowledged to the executor or forwarded.
+            # Checkpointed before it is acknowledged to the executor or forwarded: both
+            # wait (in the write queue) until the write is done.
             self._checkpoint(effect.framework_id, status.task_id.value,
                              lambda a, f, e, c: self.checkpointer.update(a, f, e, c, status))
         if received is Received.AFTER_TERMINAL:
@@ -214,12 +255,24 @@ class Agent:
         elif effect.ack_executor is not None:
             assert status.uuid is not None
             ack = ev1.Acknowledged(task_id=status.task_id, uuid=status.uuid)
-            stream = self.streams.get((effect.framework_id, effect.ack_executor))
-            if stream is not None:
-                stream.send(codec.encode(ev1.Event(type="ACKNOWLEDGED", acknowledged=ack)))
+            key = (effect.framework_id, effect.ack_executor)
+            event = codec.encode(ev1.Event(type="ACKNOWLEDGED", acknowledged=ack))
+            self.checkpoints.then(lambda: self._send_to_stream(key, event))
         self._forward(forwards)
 
+    def _send_to_stream(self, key: tuple[str, str], data: bytes) -> None:
+        stream = self.streams.get(key)
+        if stream is not None:
+            stream.send(data)
+
     def _forward(self, forwards: list[Forward]) -> None:
+        """Send the updates to the master once every checkpoint queued so far is written."""
+        if forwards:
+            self.checkpoints.then(lambda: self._post_forwards(forwards))
+        else:
+            self._arm_retry()
+
+    def _post_forwards(self, forwards: list[Forward]) -> None:
         for forward in forwards:
             status = forward.status
             log.info("%s status update %s (%s) for task '%s' of framework %s",
@@ -292,8 +345,7 @@ class Agent:
         elif kind == "PING":
             self._send("PONG")
         elif kind == "SHUTDOWN":
-            log.warning("The master asked this agent to shut down: %s", p.get("message") or "")
-            self.stopping.set()
+            self.request_shutdown(f"asked by the master ({p.get('message') or ''})")
         elif kind == "ERROR":
             log.error("The master reported an error: %s", p.get("message"))
         elif kind != "HEARTBEAT":
@@ -313,10 +365,8 @@ class Agent:
         self.executor_env = _replace_agent_id(self.executor_env, agent_id)
         self.dispatch(Registered(agent_id))
         if current != agent_id:
-            try:
-                self.checkpointer.agent(agent_id)
-            except OSError as exc:
-                log.error("Failed to checkpoint the agent id: %s", exc)
+            self.checkpoints.write(functools.partial(self.checkpointer.agent, agent_id),
+                                   "the agent id")
         self._forward(self.updates.resume(asyncio.get_running_loop().time()))
 
     def _on_master_lost(self) -> None:
@@ -401,12 +451,10 @@ class Agent:
         self.processes[cid] = process
         self.dispatch(ExecutorStarted(effect.framework_id, effect.executor_id, cid, process.pid))
         if effect.framework_info.checkpoint and self.core.agent_id is not None:
-            try:
-                self.checkpointer.pid(self.core.agent_id, effect.framework_id,
-                                      effect.executor_id, cid, process.pid)
-            except OSError as exc:
-                log.error("Failed to checkpoint the pid of executor '%s': %s",
-                          effect.executor_id, exc)
+            self.checkpoints.write(
+                functools.partial(self.checkpointer.pid, self.core.agent_id,
+                                  effect.framework_id, effect.executor_id, cid, process.pid),
+                f"the pid of executor '{effect.executor_id}'")
         executor = self.core.executor(effect.framework_id, effect.executor_id)
         if (executor is None or executor.container_id != cid or executor.state == "TERMINATED"
                 or (executor.state == "TERMINATING" and not executor.connected)):
@@ -417,7 +465,7 @@ class Agent:
         handle = asyncio.get_running_loop().call_later(
             self.flags.executor_registration_timeout, self.dispatch, timeout)
         self._timers.setdefault(cid, []).append(handle)
-        self._spawn(self._watch(effect, process), watcher=True)
+        self._spawn(self._watch(effect, process), watcher=True, container_id=cid)
 
     async def _watch(self, effect: LaunchExecutor, process: asyncio.subprocess.Process) -> None:
         returncode = await process.wait()
@@ -460,34 +508,27 @@ class Agent:
         agent_id = self._checkpoints(effect.framework_id)
         if agent_id is None:
             return
-        try:
+        def write() -> None:
             self.checkpointer.framework(agent_id, effect.framework_info)
             self.checkpointer.executor(
                 agent_id, effect.framework_id, effect.executor_info, effect.container_id,
                 command_executor=effect.command_executor, role=effect.role,
                 directory=effect.directory)
-        except OSError as exc:
-            log.error("Failed to checkpoint executor '%s' of framework %s: %s",
-                      effect.executor_id, effect.framework_id, exc)
 
-    def _checkpoint_tasks(self, effect: SendToExecutor) -> None:
+        self.checkpoints.write(write, f"executor '{effect.executor_id}' of framework "
+                                      f"{effect.framework_id}")
+
+    def _checkpoint_tasks(self, effect: CheckpointTasks) -> None:
         agent_id = self._checkpoints(effect.framework_id)
-        executor = self.core.executor(effect.framework_id, effect.executor_id)
-        if agent_id is None or executor is None:
+        if agent_id is None:
             return
-        event = effect.event
-        if event.launch is not None:
-            tasks = [event.launch.task]
-        elif event.launch_group is not None:
-            tasks = list(event.launch_group.task_group.tasks)
-        else:
-            return
-        try:
-            for task in tasks:
-                self.checkpointer.task(agent_id, effect.framework_id, executor.id,
-                                       executor.container_id, task)
-        except OSError as exc:
-            log.error("Failed to checkpoint tasks of executor '%s': %s", executor.id, exc)
+
+        def write() -> None:
+            for task in effect.tasks:
+                self.checkpointer.task(agent_id, effect.framework_id, effect.executor_id,
+                                       effect.container_id, task)
+
+        self.checkpoints.write(write, f"the tasks of executor '{effect.executor_id}'")
 
     def _checkpoint(self, framework_id: str, task_id: str,
                     write: Callable[[str, str, str, str], None]) -> None:
@@ -498,10 +539,9 @@ class Agent:
         executor = self.core.frameworks[framework_id].executor_of_task(task_id)
         if executor is None:
             return
-        try:
-            write(agent_id, framework_id, executor.id, executor.container_id)
-        except OSError as exc:
-            log.error("Failed to checkpoint the status updates of task '%s': %s", task_id, exc)
+        self.checkpoints.write(
+            functools.partial(write, agent_id, framework_id, executor.id, executor.container_id),
+            f"the status updates of task '{task_id}'")
 
     def _forget_run(self, framework_id: str, executor_id: str, container_id: str) -> None:
         """Delete the checkpoints of an executor run the core no longer holds."""
@@ -509,10 +549,10 @@ class Agent:
         agent_id = self.core.agent_id
         if agent_id is None or (current is not None and current.container_id == container_id):
             return
-        try:
-            self.checkpointer.remove_run(agent_id, framework_id, executor_id, container_id)
-        except OSError as exc:
-            log.error("Failed to remove the checkpoints of executor '%s': %s", executor_id, exc)
+        self.checkpoints.write(
+            functools.partial(self.checkpointer.remove_run, agent_id, framework_id, executor_id,
+                              container_id),
+            f"the removal of a run of executor '{executor_id}'")
 
     # ------------------------------------------------------------------ recovery
 
@@ -560,7 +600,7 @@ class Agent:
             start = next(r.start_time for f in state.frameworks for r in f.executors
                          if r.container_id == cid)
             self._spawn(self._watch_recovered(framework_id, executor_id, cid, pid, start),
-                        watcher=True)
+                        watcher=True, container_id=cid)
         for framework_id, executor_id, cid in restored.dead:
             self.dispatch(ExecutorExited(framework_id, executor_id, cid, None))
             self._forget_run(framework_id, executor_id, cid)
@@ -603,7 +643,7 @@ class Agent:
     # ------------------------------------------------------------------ life cycle
 
     async def run(self) -> None:
-        """Talk to the master until asked to stop, then shut every executor down."""
+        """Talk to the master until asked to stop, then stop (see :meth:`shutdown`)."""
         await self.recover()
         link = asyncio.get_running_loop().create_task(self.link.run())
         link.add_done_callback(self._link_done)
@@ -622,19 +662,44 @@ class Agent:
             self.stopping.set()
 
     async def shutdown(self) -> None:
-        """SHUTDOWN every executor, wait out the grace periods, then kill what is left."""
-        self.dispatch(ShutdownAll())
+        """Stop: end the executors that must not outlive the agent, then let go.
+
+        A full shutdown (SIGUSR1, the master's SHUTDOWN) sends SHUTDOWN to every
+        executor, waits out the grace periods, kills what is left and forgets the
+        agent id, so that the next agent here registers afresh (Mesos removes its
+        ``latest`` link then too). A plain stop (SIGTERM, SIGINT) does that only to the
+        executors of frameworks that do not checkpoint (as Mesos' ``Slave::finalize``):
+        the others live on in their own sessions and are recovered by the next agent
+        started with ``--recover=reconnect``.
+        """
+        if self.full_shutdown:
+            self.dispatch(ShutdownAll())
+        else:
+            for framework in list(self.core.frameworks.values()):
+                if not framework.info.checkpoint:
+                    self.dispatch(ShutdownFramework(framework.id))
+        await self.checkpoints.drain(10.0)  # launches wait for their checkpoints
         if self._background:  # executors being started right now
             await asyncio.wait(set(self._background), timeout=5.0)
+        ending = self._ending_containers()
         graces = [e.grace_period(self.flags.executor_shutdown_grace_period)
-                  for e in self.core.executors()]
+                  for e in self.core.executors() if e.container_id in ending]
         deadline = max(graces, default=0.0) + 1.0
-        if self._watchers:
-            await asyncio.wait(set(self._watchers), timeout=deadline)
-        for cid in [*self.processes, *self.recovered_pids]:
+        watchers = {t for cid, t in self._watcher_of.items() if cid in ending}
+        if watchers:
+            await asyncio.wait(watchers, timeout=deadline)
+        for cid in ending:
             self._destroy(cid)
-        if self._watchers:
-            await asyncio.wait(set(self._watchers), timeout=5.0)
+        # The ending containers' watchers, and the kills just started (no container's).
+        watchers = {t for cid, t in self._watcher_of.items() if cid in ending}
+        watchers |= self._watchers - set(self._watcher_of.values())
+        if watchers:
+            await asyncio.wait(watchers, timeout=5.0)
+        left = [cid for cid in [*self.processes, *self.recovered_pids] if cid not in ending]
+        self.left_running = [self._pid_of(cid) for cid in left]
+        if left:
+            log.info("Leaving %d executor(s) of checkpointing frameworks running, for the "
+                     "next agent to recover", len(left))
         for stream in list(self.streams.values()):
             stream.close()
         if self._retry is not None:
@@ -642,8 +707,25 @@ class Agent:
         for handles in self._timers.values():
             for handle in handles:
                 handle.cancel()
+        if self.full_shutdown:
+            self.checkpoints.write(self.checkpointer.forget_agent, "the removal of the agent id")
+        await self.checkpoints.drain(10.0)
+        self.checkpoints.close()
         await self.link.flush(2.0)
         log.info("Agent stopped")
+
+    def _ending_containers(self) -> set[str]:
+        """Containers this stop ends: all of them, or those of non-checkpointing frameworks."""
+        running = {*self.processes, *self.recovered_pids}
+        if self.full_shutdown:
+            return running
+        keep = {e.container_id for f in self.core.frameworks.values() if f.info.checkpoint
+                for e in f.executors.values()}
+        return running - keep
+
+    def _pid_of(self, container_id: str) -> int:
+        process = self.processes.get(container_id)
+        return process.pid if process is not None else self.recovered_pids[container_id]
 
 
 def _command_executor_argv(python: str, work_dir: str) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import sys
 
@@ -71,15 +72,33 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         exit_with_error(PROG, f"Cannot create --work_dir '{flags.work_dir}': {exc}")
 
+    agents: list[Agent] = []
+
     async def run() -> None:
         agent = Agent(flags, resources=resources, attributes=attrs,
                       hostname=_hostname(flags), python=sys.executable)
-        await serve(agent)
+        agents.append(agent)
+        # SIGTERM/SIGINT (handled by serve) stop the agent; SIGUSR1 shuts it down
+        # with every executor, as Mesos' agent does.
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, agent.request_shutdown, "SIGUSR1")
+        try:
+            await serve(agent)
+        finally:
+            loop.remove_signal_handler(signal.SIGUSR1)
 
     try:
         asyncio.run(run())
     except OSError as exc:
         exit_with_error(PROG, f"Failed to start: {exc}")
+    if agents and agents[0].left_running:
+        # Executors were left running for the next agent to recover. asyncio's
+        # subprocess transport kills a child still running when it is closed or
+        # finalized; leave now, so that interpreter teardown cannot get to that.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":
