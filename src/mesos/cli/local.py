@@ -146,9 +146,12 @@ class Cluster:
         exit_with_error(PROG, f"Only {registered} of {f.num_agents} agents registered in time")
 
     def stop(self) -> None:
-        for _, proc in self.procs:
+        # Agents get SIGUSR1 (shut every executor down, as Mesos' agent does on it): on
+        # SIGTERM they would leave checkpointed executors running for a recovery that a
+        # local cluster going away will never do.
+        for name, proc in self.procs:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGUSR1 if name.startswith("agent") else signal.SIGTERM)
         deadline = time.monotonic() + 10
         for _, proc in reversed(self.procs):
             try:
