@@ -27,7 +27,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mesos.agent.containerizer.cgroups import Cgroups, CgroupsError, check_container_id
 from mesos.agent.containerizer.cgroups import open_cgroups as _open_cgroups
@@ -38,6 +38,7 @@ from mesos.agent.containerizer.isolator import (
     Isolator,
     LaunchInfo,
     Limitation,
+    Ranges,
     Resources,
     Statistics,
     resolve,
@@ -167,9 +168,15 @@ class MesosContainerizer:
         resources: Resources,
         stdout: Stream = None,
         stderr: Stream = None,
+        sandbox: str | None = None,
+        user: str | None = None,
+        ranges: Mapping[str, Ranges] | None = None,
     ) -> int:
         """Start ``argv`` as the container's first process; returns its pid.
 
+        ``sandbox`` is the executor run's directory (disk/du measures it,
+        filesystem/posix hands it to ``user``; it is the working directory when
+        ``cwd`` is not given); ``ranges`` holds range resources such as ports.
         Raises LaunchError (and leaves nothing behind) when any step fails.
         """
         try:
@@ -182,7 +189,12 @@ class MesosContainerizer:
         self._containers[container_id] = c
         self._terminated.pop(container_id, None)
         env = dict(env if env is not None else os.environ)
-        config = ContainerConfig(container_id, list(argv), env, cwd, c.resources)
+        if cwd is None:
+            cwd = sandbox
+        config = ContainerConfig(
+            container_id, list(argv), env, cwd, c.resources, user=user, sandbox=sandbox,
+            ranges=dict(ranges or {}),
+        )
         try:
             info = LaunchInfo()
             for isolator in self.isolators:
@@ -294,12 +306,20 @@ class MesosContainerizer:
 
     # -- update / usage ---------------------------------------------------------------
 
-    async def update(self, container_id: str, resources: Resources) -> None:
-        """The container's resources changed: every isolator follows (limits, shares)."""
+    async def update(
+        self, container_id: str, resources: Resources,
+        ranges: Mapping[str, Ranges] | None = None,
+    ) -> None:
+        """The container's resources changed: every isolator follows (limits, shares).
+
+        ``ranges`` (e.g. the new ``ports``) is passed on only when given.
+        """
         c = self._require(container_id)
         c.resources = dict(resources)
         for isolator in self.isolators:
             await resolve(isolator.update(container_id, c.resources))
+            if ranges is not None:
+                await resolve(isolator.update_ranges(container_id, dict(ranges)))
 
     async def usage(self, container_id: str) -> Statistics:
         """ResourceStatistics (Mesos field names) merged over the isolators."""
@@ -334,7 +354,7 @@ class MesosContainerizer:
         orphans = on_disk - set(known)
         for cid, state in list(known.items()):
             if state.pid is not None and not self._still_ours(cid, state.pid):
-                known[cid] = ContainerState(cid, None, state.resources)
+                known[cid] = replace(state, pid=None)
         for isolator in self.isolators:
             await resolve(isolator.recover(known, orphans))
         for orphan in sorted(orphans):

@@ -7,10 +7,11 @@ back if it is awaitable (``resolve``). Hooks are called from the agent's event
 loop, never concurrently for the same container.
 
 Order, per container: ``prepare`` (before the fork; may ask the child to join
-cgroups, set variables or enter namespaces) -> ``isolate`` (the pid is known) ->
-``watch`` (a future that resolves only when a limit is hit) -> ``update`` /
-``usage`` while running -> ``limitation_on_exit`` (one last look once every
-process is gone: an OOM kill can beat its own notification) -> ``cleanup``.
+cgroups, set variables, enter namespaces or run as a user) -> ``isolate`` (the
+pid is known) -> ``watch`` (a future that resolves only when a limit is hit) ->
+``update`` / ``update_ranges`` (ports) / ``usage`` while running ->
+``limitation_on_exit`` (one last look once every process is gone: an OOM kill
+can beat its own notification) -> ``cleanup``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "Isolator",
     "LaunchInfo",
     "Limitation",
+    "Ranges",
     "Resources",
     "Statistics",
     "resolve",
@@ -36,6 +38,8 @@ __all__ = [
 
 # Scalar resources by Mesos name: {"cpus": 0.5, "mem": 64 (MB), "disk": ..., "pids": 100}.
 Resources = Mapping[str, float]
+# Range resources by Mesos name, as inclusive (begin, end) pairs: {"ports": ((31000, 31005),)}.
+Ranges = tuple[tuple[int, int], ...]
 # A ResourceStatistics message as a dict with Mesos' field names.
 Statistics = dict[str, float]
 
@@ -60,6 +64,19 @@ class ContainerizerFlags:
     cgroups_limit_swap: bool = False
     cgroups_pids_max: int | None = None  # pids.max when the container names no "pids"
     oom_poll_interval: float = 0.25  # memory.events polling (v2, or no eventfd in v1)
+    # disk/du (see isolators/disk.py)
+    container_disk_watch_interval: float = 15.0
+    enforce_container_disk_quota: bool = False
+    # network/ports (see isolators/ports.py); agent_ports is the agent's own
+    # ``ports`` resource (from --resources; Mesos' default range otherwise).
+    container_ports_watch_interval: float = 30.0
+    check_agent_port_range_only: bool = False
+    enforce_container_ports: bool = False
+    agent_ports: Ranges = ((31000, 32000),)
+    # filesystem/posix: run tasks as their user when the agent is root.
+    switch_user: bool = True
+    # gpu/nvidia: GPU indices to use (None: every GPU nvidia-smi reports).
+    nvidia_gpu_devices: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,7 @@ class Limitation:
     resources: Resources
     message: str
     reason: str  # a TaskStatus.Reason name, e.g. REASON_CONTAINER_LIMITATION_MEMORY
+    ranges: Mapping[str, Ranges] = field(default_factory=dict)  # e.g. the ports it broke
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,8 @@ class ContainerState:
     container_id: str
     pid: int | None  # its first process as checkpointed; None when unknown or gone
     resources: Resources | None = None
+    sandbox: str | None = None
+    ranges: Mapping[str, Ranges] | None = None  # e.g. {"ports": ((31000, 31001),)}
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,8 @@ class ContainerConfig:
     cwd: str | None
     resources: Resources
     user: str | None = None
+    sandbox: str | None = None  # the executor run's directory (work_dir/slaves/.../runs/<id>)
+    ranges: Mapping[str, Ranges] = field(default_factory=dict)  # range resources (ports)
 
 
 @dataclass
@@ -99,11 +121,14 @@ class LaunchInfo:
     env: dict[str, str] = field(default_factory=dict)
     join_cgroups: list[Path] = field(default_factory=list)  # cgroup.procs files
     namespaces: list[str] = field(default_factory=list)  # e.g. ["pid"]
+    user: str | None = None  # run the command as this user (filesystem/posix)
 
     def merge(self, other: LaunchInfo | None) -> None:
         if other is None:
             return
         self.env.update(other.env)
+        if other.user is not None:
+            self.user = other.user
         self.join_cgroups.extend(p for p in other.join_cgroups if p not in self.join_cgroups)
         self.namespaces.extend(n for n in other.namespaces if n not in self.namespaces)
 
@@ -135,6 +160,12 @@ class Isolator:
 
     def update(self, container_id: str, resources: Resources) -> Awaitable[None] | None:
         """The container's resources changed (tasks came or went)."""
+        return None
+
+    def update_ranges(
+        self, container_id: str, ranges: Mapping[str, Ranges]
+    ) -> Awaitable[None] | None:
+        """The container's range resources (ports) changed."""
         return None
 
     def usage(self, container_id: str) -> Statistics | Awaitable[Statistics]:

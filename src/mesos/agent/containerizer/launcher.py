@@ -10,6 +10,11 @@ so it sees itself as pid 1 with its own /proc.
 
 ``posix`` is Mesos' posix launcher: a new session per container, killed with
 ``killpg`` plus a sweep of the session; a process that calls ``setsid`` escapes.
+
+Either launcher runs the command as another user when ``LaunchInfo.user`` says so
+(filesystem/posix asks for it when the agent is root): the child drops to that
+user's uid, gid and supplementary groups right after joining its cgroups; inside
+a pid namespace ``unshare`` needs root, so util-linux ``setpriv`` drops them there.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,7 +34,15 @@ from mesos.agent.containerizer.cgroups import Cgroups, CgroupsError
 from mesos.agent.containerizer.isolator import LaunchInfo
 from mesos.agent.containerizer.procfs import descendants
 
-__all__ = ["LaunchError", "Launcher", "LinuxLauncher", "PosixLauncher", "session_members"]
+__all__ = [
+    "Credentials",
+    "LaunchError",
+    "Launcher",
+    "LinuxLauncher",
+    "PosixLauncher",
+    "credentials",
+    "session_members",
+]
 
 Stream = int | IO[Any] | None
 
@@ -36,14 +51,36 @@ class LaunchError(Exception):
     """The container's first process could not be started; the message says why."""
 
 
-def _joiner(paths: Sequence[Path]) -> Any:
-    """A pre-exec function writing the child's pid into each cgroup.procs file.
+@dataclass(frozen=True)
+class Credentials:
+    """Who a container's command runs as: a user's ids and supplementary groups."""
 
-    Runs in the forked child before exec: kept to plain os calls.
+    user: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+def credentials(user: str) -> Credentials:
+    """Look ``user`` up (passwd and group databases); LaunchError when unknown."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise LaunchError(f"user {user!r} does not exist on this agent") from None
+    groups = tuple(os.getgrouplist(user, entry.pw_gid))
+    return Credentials(user, entry.pw_uid, entry.pw_gid, groups)
+
+
+def _child_setup(paths: Sequence[Path], creds: Credentials | None) -> Any:
+    """A pre-exec function: join each cgroup.procs file, then become ``creds``.
+
+    Joining comes first since only root may write the cgroup files; the ids are
+    dropped last (groups, then gid, then uid: once uid is gone nothing else can
+    change). Runs in the forked child before exec: kept to plain os calls.
     """
     encoded = [os.fsencode(p) for p in paths]
 
-    def join() -> None:
+    def setup() -> None:
         pid = str(os.getpid()).encode()
         for path in encoded:
             fd = os.open(path, os.O_WRONLY)
@@ -51,8 +88,26 @@ def _joiner(paths: Sequence[Path]) -> Any:
                 os.write(fd, pid)
             finally:
                 os.close(fd)
+        if creds is not None:
+            os.setgroups(list(creds.groups))
+            os.setgid(creds.gid)
+            os.setuid(creds.uid)
 
-    return join
+    return setup
+
+
+def _resolve_user(user: str | None) -> Credentials | None:
+    """Credentials to switch to, or None when the agent already runs as ``user``."""
+    if user is None:
+        return None
+    creds = credentials(user)
+    if creds.uid == os.geteuid():
+        return None
+    if os.geteuid() != 0:
+        raise LaunchError(
+            f"cannot run as user {user!r}: the agent runs as uid {os.geteuid()}, not root"
+        )
+    return creds
 
 
 class Launcher:
@@ -88,9 +143,11 @@ class Launcher:
         join: Sequence[Path],
         stdout: Stream,
         stderr: Stream,
+        creds: Credentials | None = None,
     ) -> asyncio.subprocess.Process:
         if not argv:
             raise LaunchError("empty command")
+        setup = _child_setup(join, creds) if join or creds is not None else None
         try:
             return await asyncio.create_subprocess_exec(
                 *argv,
@@ -100,7 +157,7 @@ class Launcher:
                 stdout=stdout,
                 stderr=stderr,
                 start_new_session=True,
-                preexec_fn=_joiner(join) if join else None,
+                preexec_fn=setup,
                 close_fds=True,
             )
         except OSError as e:
@@ -138,17 +195,33 @@ class LinuxLauncher(Launcher):
         unknown = set(info.namespaces) - {"pid"}
         if unknown:
             raise LaunchError(f"namespaces {sorted(unknown)} are not supported")
+        creds = _resolve_user(info.user)
         if "pid" in info.namespaces:
             if self.unshare is None:
                 raise LaunchError("namespaces/pid needs util-linux 'unshare' on PATH")
+            if creds is not None:
+                # unshare needs root: the ids are dropped inside the namespace instead.
+                argv = [*_setpriv(creds), *argv]
+                creds = None
             argv = [self.unshare, "--pid", "--fork", "--mount-proc", "--kill-child", "--", *argv]
-        return await self._spawn(argv, env, cwd, join, stdout, stderr)
+        return await self._spawn(argv, env, cwd, join, stdout, stderr, creds)
 
     def pids(self, container_id: str, pid: int | None) -> set[int]:
         return self.cgroups.pids(container_id)
 
     async def kill(self, container_id: str, pid: int | None) -> None:
         await self.cgroups.kill(container_id)
+
+
+def _setpriv(creds: Credentials) -> list[str]:
+    """util-linux ``setpriv`` argv prefix switching to ``creds`` before exec."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise LaunchError("running as a user inside a pid namespace needs util-linux 'setpriv'")
+    groups = (
+        [f"--groups={','.join(map(str, creds.groups))}"] if creds.groups else ["--clear-groups"]
+    )
+    return [setpriv, f"--reuid={creds.uid}", f"--regid={creds.gid}", *groups, "--"]
 
 
 def session_members(sid: int) -> set[int]:
@@ -179,7 +252,8 @@ class PosixLauncher(Launcher):
     ) -> asyncio.subprocess.Process:
         if info.namespaces:
             raise LaunchError(f"the posix launcher cannot enter namespaces {info.namespaces}")
-        return await self._spawn(argv, env, cwd, info.join_cgroups, stdout, stderr)
+        creds = _resolve_user(info.user)
+        return await self._spawn(argv, env, cwd, info.join_cgroups, stdout, stderr, creds)
 
     def pids(self, container_id: str, pid: int | None) -> set[int]:
         if pid is None:

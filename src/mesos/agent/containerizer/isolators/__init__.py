@@ -17,6 +17,11 @@ from mesos.agent.containerizer.isolators.cgroups import (
     CgroupsMemIsolator,
     CgroupsPidsIsolator,
 )
+from mesos.agent.containerizer.isolators.devices import CgroupsDevicesIsolator
+from mesos.agent.containerizer.isolators.disk import DiskDuIsolator
+from mesos.agent.containerizer.isolators.filesystem import FilesystemPosixIsolator
+from mesos.agent.containerizer.isolators.gpu import NvidiaGpuIsolator
+from mesos.agent.containerizer.isolators.ports import NetworkPortsIsolator
 from mesos.agent.containerizer.isolators.posix import (
     NamespacesPidIsolator,
     PosixCpuIsolator,
@@ -32,8 +37,10 @@ class IsolationError(ValueError):
     """``--isolation`` names something unknown, or something this host cannot do."""
 
 
-def _cgroups_factory(cls: type[CgroupsCpuIsolator | CgroupsMemIsolator | CgroupsPidsIsolator]
-                     ) -> Factory:
+def _cgroups_factory(
+    cls: type[CgroupsCpuIsolator | CgroupsMemIsolator | CgroupsPidsIsolator
+              | CgroupsDevicesIsolator | NvidiaGpuIsolator],
+) -> Factory:
     def make(flags: ContainerizerFlags, cgroups: Cgroups | None) -> Isolator:
         if cgroups is None:
             raise IsolationError(f"isolator {cls.name!r} needs cgroups")
@@ -45,6 +52,19 @@ def _cgroups_factory(cls: type[CgroupsCpuIsolator | CgroupsMemIsolator | Cgroups
     return make
 
 
+def _gpu_factory(flags: ContainerizerFlags, cgroups: Cgroups | None) -> Isolator:
+    """gpu/nvidia only adds to the deny-all list cgroups/devices starts from (as Mesos)."""
+    names = [n.strip() for n in flags.isolation.split(",")]
+    if "cgroups/devices" not in names or names.index("cgroups/devices") > names.index(
+        "gpu/nvidia"
+    ):
+        raise IsolationError(
+            "gpu/nvidia needs cgroups/devices before it in --isolation "
+            f"(e.g. --isolation=cgroups/devices,gpu/nvidia; got {flags.isolation!r})"
+        )
+    return _cgroups_factory(NvidiaGpuIsolator)(flags, cgroups)
+
+
 BUILTIN: dict[str, Factory] = {
     "cgroups/cpu": _cgroups_factory(CgroupsCpuIsolator),
     "cgroups/mem": _cgroups_factory(CgroupsMemIsolator),
@@ -52,9 +72,16 @@ BUILTIN: dict[str, Factory] = {
     "posix/cpu": lambda flags, cgroups: PosixCpuIsolator(),
     "posix/mem": lambda flags, cgroups: PosixMemIsolator(),
     "namespaces/pid": lambda flags, cgroups: NamespacesPidIsolator(),
+    "cgroups/devices": _cgroups_factory(CgroupsDevicesIsolator),
+    "gpu/nvidia": _gpu_factory,
+    "disk/du": lambda flags, cgroups: DiskDuIsolator(flags),
+    "network/ports": lambda flags, cgroups: NetworkPortsIsolator(flags, cgroups),
+    "filesystem/posix": lambda flags, cgroups: FilesystemPosixIsolator(flags),
 }
 # Names whose isolators need a cgroups handle.
-CGROUP_ISOLATORS = frozenset({"cgroups/cpu", "cgroups/mem", "cgroups/pids"})
+CGROUP_ISOLATORS = frozenset(
+    {"cgroups/cpu", "cgroups/mem", "cgroups/pids", "cgroups/devices", "gpu/nvidia"}
+)
 
 
 def parse_isolation(isolation: str) -> list[str]:
