@@ -13,7 +13,7 @@ import pytest
 
 from mesos.errors import ValidationError
 from mesos.flags import parse_flags
-from mesos.master import views
+from mesos.master import operator_views, views
 from mesos.master.flags import FLAGS
 from mesos.master.service import Master
 from mesos.resources import Resources
@@ -453,3 +453,26 @@ async def test_registry_gc_prunes_by_age_periodically() -> None:
         assert agent.id not in m.unreachable_agents and not m.registrar.registry.unreachable
     finally:
         await m.stop()
+
+
+async def test_operator_state_calls_use_v1_shapes() -> None:
+    m = master()
+    agent = register(m, FakeStream())
+    stream = FakeStream()
+    fw = subscribe(m, stream)
+    launch(m, fw, stream, task("t1", agent.id))
+    uid = update(m, agent, fw, "t1", "TASK_RUNNING")
+    state = json.loads(json.dumps(operator_views.get_state(m)))
+    assert set(state) == {"get_tasks", "get_executors", "get_frameworks", "get_agents"}
+    [listed] = state["get_tasks"]["tasks"]
+    assert listed["task_id"] == {"value": "t1"} and listed["agent_id"] == {"value": agent.id}
+    assert listed["state"] == "TASK_RUNNING"
+    assert listed["status_update_uuid"] == base64.b64encode(uid).decode()
+    [framework] = state["get_frameworks"]["frameworks"]
+    assert framework["framework_info"]["id"] == {"value": fw.id} and framework["connected"]
+    assert set(framework["registered_time"]) == {"nanoseconds"}
+    [shown] = state["get_agents"]["agents"]
+    assert shown["agent_info"]["id"] == {"value": agent.id} and shown["pid"] == agent.pid
+    allocated = Resources.from_json(shown["allocated_resources"])
+    assert allocated.scalar("cpus") == 1.0
+    assert state["get_agents"]["recovered_agents"] == []

@@ -137,12 +137,21 @@ class AgentsMixin(MasterBase):
     def _admitted(self, agent: Agent, stream: EventStream) -> None:
         if self.agents.get(agent.id) is not agent or stream.closed:
             return  # it went away, or re-registered again, before the write landed
+        if agent.id in self.registrar.registry.gone:
+            return  # marked gone while its admission was queued; that removes it
         agent.active = True
         self.allocator.activate_agent(agent.id)
         stream.send(event("SUBSCRIBED", {
             "agent_id": {"value": agent.id},
             "ping_interval_seconds": float(self.flags.agent_ping_timeout),
         }))
+        # Frameworks hear that its tasks are back only now that the registry no
+        # longer says the agent is unreachable.
+        for framework_id, status in agent.reregistered_updates:
+            framework = self.frameworks.get(framework_id)
+            if framework is not None:
+                framework.send(event("UPDATE", {"status": status}))
+        agent.reregistered_updates.clear()
         for framework_id, task_id in self._pending_kills.pop(agent.id, set()):
             if task_id in agent.tasks.get(framework_id, {}):
                 agent.send(event("KILL_TASK", {"framework_id": {"value": framework_id},
@@ -174,6 +183,8 @@ class AgentsMixin(MasterBase):
         self.allocator.add_framework(fw_id, framework.roles, framework.capabilities)
         self.allocator.deactivate_framework(fw_id)
         log.info("Recovered framework %s (%s) from a re-registering agent", fw_id, info.name)
+        if self.loop is not None:
+            self._start_recovered_failover(framework)
         return framework
 
     def _adopt_reported(
@@ -252,7 +263,7 @@ class AgentsMixin(MasterBase):
                 agent_id=v1.AgentID(value=agent.id), timestamp=now,
             )
             task.statuses.append(status)
-            framework.send(event("UPDATE", {"status": status}))
+            agent.reregistered_updates.append((framework.id, status))
         return task
 
     def _lose_unreported(self, existing: Agent, reported: set[tuple[str, str]], now: float) -> None:
@@ -384,6 +395,11 @@ class AgentsMixin(MasterBase):
         """MARK_AGENT_GONE: persist it, then report the agent's tasks gone, tell
         every framework, and shut the agent down. Marking a gone agent again
         changes nothing; the caller has checked that the agent is known."""
+        # Shielded: once the write is started, its effects follow even if the
+        # operator's request is cancelled.
+        await asyncio.shield(self._mark_gone(agent_id))
+
+    async def _mark_gone(self, agent_id: str) -> None:
         if agent_id in self.registrar.registry.gone:
             return
         now = self._now()

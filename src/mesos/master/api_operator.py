@@ -1,13 +1,15 @@
 """``POST /api/v1`` on the master: the operator calls this master has so far.
 
-Weights and quota (GET_/UPDATE_WEIGHTS, GET_/UPDATE_QUOTA), and the informational
-calls (GET_HEALTH, GET_VERSION, GET_FLAGS), and MARK_AGENT_GONE. Weight and quota
+Weights and quota (GET_/UPDATE_WEIGHTS, GET_/UPDATE_QUOTA), the informational
+calls (GET_HEALTH, GET_VERSION, GET_FLAGS), the state (GET_STATE, GET_AGENTS,
+GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS), and MARK_AGENT_GONE. Weight and quota
 updates, and agents marked gone, are written to the registry before they are answered,
 so a restarted master keeps them. Other calls answer 501.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -17,8 +19,18 @@ from mesos import __version__
 from mesos.allocator import Quota, QuotaError
 from mesos.http import responses
 from mesos.http.keys import MASTER
+from mesos.master import operator_views
 from mesos.master.registry import QuotaRecord, UpdateQuota, UpdateWeights
 from mesos.master.service import Master, validate_role
+
+# Read-only calls answered from the master's state (v1 shapes).
+_READ_CALLS = {
+    "GET_STATE": operator_views.get_state,
+    "GET_AGENTS": operator_views.get_agents,
+    "GET_FRAMEWORKS": operator_views.get_frameworks,
+    "GET_TASKS": operator_views.get_tasks,
+    "GET_EXECUTORS": operator_views.get_executors,
+}
 
 
 def _field(body: dict[str, Any], call: str, name: str) -> Any:
@@ -55,7 +67,8 @@ def quota_json(master: Master) -> dict[str, Any]:
 
 
 async def update_weights(master: Master, items: Any, where: str) -> None:
-    """Validate every weight first, persist them, then apply them all."""
+    """Validate every weight first, persist them, then apply them all (shielded, so a
+    cancelled request cannot leave a durable change unapplied)."""
     if not isinstance(items, list):
         raise ValueError(f"'{where}' must be a list of {{role, weight}}")
     new: dict[str, float] = {}
@@ -73,10 +86,13 @@ async def update_weights(master: Master, items: Any, where: str) -> None:
         if not weight > 0:
             raise ValueError(f"Invalid '{where}[{i}].weight': weights must be positive")
         new[role] = weight
-    await master.registrar.apply(UpdateWeights(weights=new))
-    master.allocator.update_weights(new)
-    master.weights.update(new)
-    master.wake_allocator()
+    async def persist_then_apply() -> None:
+        await master.registrar.apply(UpdateWeights(weights=new))
+        master.allocator.update_weights(new)
+        master.weights.update(new)
+        master.wake_allocator()
+
+    await asyncio.shield(persist_then_apply())
 
 
 def _amounts(value: Any, where: str) -> dict[str, float]:
@@ -116,15 +132,18 @@ async def update_quota(master: Master, configs: Any) -> None:
         master.allocator.update_quotas({r: Quota.of(g or None, lim or None) for r, (g, lim) in parsed.items()})
     except QuotaError as exc:
         raise ValueError(str(exc)) from None
-    await master.registrar.apply(UpdateQuota(configs=[
-        QuotaRecord(role=role, guarantees=g, limits=lim) for role, (g, lim) in parsed.items()
-    ]))
-    for role, (guarantees, limits) in parsed.items():
-        if guarantees or limits:
-            master.quota_configs[role] = (guarantees, limits)
-        else:
-            master.quota_configs.pop(role, None)
-    master.wake_allocator()
+    async def persist_then_record() -> None:
+        await master.registrar.apply(UpdateQuota(configs=[
+            QuotaRecord(role=role, guarantees=g, limits=lim) for role, (g, lim) in parsed.items()
+        ]))
+        for role, (guarantees, limits) in parsed.items():
+            if guarantees or limits:
+                master.quota_configs[role] = (guarantees, limits)
+            else:
+                master.quota_configs.pop(role, None)
+        master.wake_allocator()
+
+    await asyncio.shield(persist_then_record())
 
 
 async def operator_api(request: web.Request) -> web.Response:
@@ -147,6 +166,8 @@ async def operator_api(request: web.Request) -> web.Response:
         if call == "GET_FLAGS":
             flags = [{"name": k, "value": v} for k, v in sorted(master.flags.as_dict().items())]
             return _ok(call, {"flags": flags})
+        if call in _READ_CALLS:
+            return _ok(call, _READ_CALLS[call](master))
         if call == "GET_WEIGHTS":
             return _ok(call, {"weight_infos": weights_json(master)})
         if call == "UPDATE_WEIGHTS":

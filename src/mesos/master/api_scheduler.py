@@ -83,10 +83,17 @@ async def scheduler_api(request: web.Request) -> web.StreamResponse:
         return await _subscribe(request, master, call)
     try:
         framework = master.framework_for_call(call, request.headers.get("Mesos-Stream-Id"))
+        if call.type == "TEARDOWN":
+            # Written before the framework's stream is closed and the call answered.
+            await master.teardown(framework)
+            return web.Response(status=202)
         if not _dispatch(master, framework, call):
             return responses.text(501, f"Call type {call.type} is not supported yet")
     except MesosError as exc:
         return responses.from_error(exc)
+    if call.type == "UPDATE_FRAMEWORK":
+        # The new FrameworkInfo is in the registry before the call is answered.
+        await master.registrar.barrier()
     if call.type == "UPDATE_FRAMEWORK":
         return web.Response(status=200)
     return web.Response(status=202)
@@ -149,9 +156,7 @@ _WITH_BODY: dict[str, Callable[[Master, Framework, Any], None]] = {
 
 def _dispatch(master: Master, framework: Framework, call: sched.Call) -> bool:
     """Hand the call to the master; False for a type this master does not handle."""
-    if call.type == "TEARDOWN":
-        master.teardown(framework)
-    elif call.type == "REVIVE":
+    if call.type == "REVIVE":
         master.revive(framework, call.revive.roles if call.revive else None)
     elif call.type == "SUPPRESS":
         master.suppress(framework, call.suppress.roles if call.suppress else None)

@@ -54,7 +54,8 @@ async def slaves(request: web.Request) -> web.Response:
     wanted = request.query.get("slave_id")
     items = [views.agent_json(master, a, full=True) for a in master.agents.values()
              if not wanted or a.id == wanted]
-    return _json(request, {"slaves": items, "recovered_slaves": []})
+    return _json(request, {"slaves": items,
+                           "recovered_slaves": views.recovered_agents(master, wanted)})
 
 
 async def tasks(request: web.Request) -> web.Response:

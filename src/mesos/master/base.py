@@ -47,6 +47,8 @@ class MasterBase:
     registrar: Registrar
     # Agents the recovered registry admitted that have not re-registered yet.
     recovered_agents: dict[str, v1.AgentInfo]
+    # --recovery_agent_removal_limit as a fraction.
+    removal_limit: float
 
     def _persist(self, *operations: Operation, then: Callable[[], None] | None = None) -> None:
         raise NotImplementedError
@@ -61,6 +63,9 @@ class MasterBase:
         raise NotImplementedError
 
     def _new_framework(self, framework_id: str, info: v1.FrameworkInfo, now: float) -> Framework:
+        raise NotImplementedError
+
+    def _start_recovered_failover(self, framework: Framework) -> None:
         raise NotImplementedError
 
     def _master_status(

@@ -23,6 +23,11 @@ FLAGS: list[Flag] = [
          "How long a recovered master waits for the agents in its registry to re-register "
          "before marking them unreachable.",
          aliases=("slave_reregister_timeout",)),
+    Flag("recovery_agent_removal_limit", str, "100%",
+         "Most agents, as a percentage of those in the recovered registry, that may be "
+         "marked unreachable when --agent_reregister_timeout expires after a restart; "
+         "above it the master exits instead (an operator must look).",
+         aliases=("recovery_slave_removal_limit",)),
     Flag("registry_max_agent_age", Duration, "2weeks",
          "How long an unreachable agent stays in the registry before it is forgotten."),
     Flag("registry_max_agent_count", int, 102400,

@@ -62,6 +62,7 @@ class Registrar:
         self.on_failure = on_failure or _abort
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[bool]] = set()
+        self._last: asyncio.Task[bool] | None = None
         self.closed = False
 
     def recover(self) -> Registry:
@@ -82,6 +83,14 @@ class Registrar:
         """
         if self.inline:
             return self._apply_now(operations)
+        # The write runs as its own task: a caller cancelled mid-write (its HTTP request
+        # went away) must not leave the registry behind the store, or the next write's
+        # compare-and-swap fails and the master aborts.
+        task = asyncio.get_running_loop().create_task(self._write(operations))
+        self._track(task)
+        return await asyncio.shield(task)
+
+    async def _write(self, operations: Sequence[Operation]) -> bool:
         async with self._lock:
             candidate, changed = self._candidate(operations)
             if not changed:
@@ -90,6 +99,18 @@ class Registrar:
             self.version = await asyncio.to_thread(self.storage.put, KEY, data, self.version)
             self.registry = candidate
             return True
+
+    def _track(self, task: asyncio.Task[bool]) -> None:
+        self._pending.add(task)
+        self._last = task
+        task.add_done_callback(self._pending.discard)
+
+    async def barrier(self) -> None:
+        """Wait until every operation submitted or applied so far is durable (writes
+        land in the order they were started, so the latest one is enough)."""
+        last = self._last
+        if last is not None and not last.done():
+            await asyncio.shield(last)
 
     def _candidate(self, operations: Sequence[Operation]) -> tuple[Registry, bool]:
         candidate = self.registry.copy()
@@ -121,11 +142,10 @@ class Registrar:
             if then is not None:
                 then()
             return
-        task = asyncio.get_running_loop().create_task(self.apply(*operations))
-        self._pending.add(task)
+        task = asyncio.get_running_loop().create_task(self._write(operations))
+        self._track(task)
 
         def done(finished: asyncio.Task[bool]) -> None:
-            self._pending.discard(finished)
             if finished.cancelled():
                 return
             error = finished.exception()
@@ -158,6 +178,8 @@ class RegistrarMixin(MasterBase):
     persist changes, and give up on agents that do not come back in time."""
 
     _reregister_timer: asyncio.TimerHandle | None = None
+    # How many agents the recovered registry admitted (the base of the removal limit).
+    _registry_agent_count: int = 0
 
     def _open_registry(self) -> None:
         kind = self.flags.registry or ("sqlite" if self.flags.work_dir else "in_memory")
@@ -193,6 +215,7 @@ class RegistrarMixin(MasterBase):
             self.frameworks[record.id] = framework
             self.allocator.add_framework(record.id, framework.roles, framework.capabilities)
             self.allocator.deactivate_framework(record.id)
+        self._registry_agent_count = len(registry.agents)
         for agent_record in registry.agents.values():
             self.recovered_agents[agent_record.id] = _decode(agent_record.info, v1.AgentInfo)
         for gone in registry.unreachable.values():
@@ -260,6 +283,18 @@ class RegistrarMixin(MasterBase):
         missing = [a for a in self.recovered_agents if a not in self.agents]
         if not missing:
             return
+        share = len(missing) / max(self._registry_agent_count, 1)
+        if share > self.removal_limit:
+            # As Mesos: rather than write off more agents than the operator allows,
+            # the master exits with the registry untouched; the next master waits for
+            # them again.
+            self._removal_limit_exceeded(
+                f"Post-recovery agent removal limit exceeded: after "
+                f"{format_duration(float(self.flags.agent_reregister_timeout))} "
+                f"{len(missing)} agent(s) ({share:.0%}) of the recovered registry had not "
+                f"re-registered: {sorted(missing)}; --recovery_agent_removal_limit is "
+                f"{self.flags.recovery_agent_removal_limit}")
+            return
         now = self._now()
 
         def marked() -> None:
@@ -277,6 +312,13 @@ class RegistrarMixin(MasterBase):
             self._prune_unreachable()
 
         self._persist(*(MarkAgentUnreachable(id=a, time=now) for a in missing), then=marked)
+
+    def _removal_limit_exceeded(self, message: str) -> None:
+        """Exit at once (Mesos' ``EXIT(EXIT_FAILURE)``): too many agents are missing
+        for the master to decide alone that they are gone."""
+        log.critical("%s", message)
+        logging.shutdown()
+        os._exit(1)
 
 
 def _decode(data: dict[str, Any], type_: type[T]) -> T:

@@ -63,6 +63,8 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
                 raise ValidationError(
                     f"Invalid --{name} '{getattr(flags, name)}': expecting 'drf' or 'random'"
                 )
+        self.removal_limit = _percentage(flags.recovery_agent_removal_limit,
+                                         "--recovery_agent_removal_limit")
         if flags.work_dir:
             try:
                 os.makedirs(flags.work_dir, exist_ok=True)
@@ -154,6 +156,9 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
         self._tasks.append(asyncio.create_task(self._ping_loop()))
         self._tasks.append(asyncio.create_task(self._registry_gc_loop()))
         self._start_reregister_timer()
+        for framework in list(self.frameworks.values()):
+            if framework.recovered:
+                self._start_recovered_failover(framework)
         log.info("Master %s (%s) started on %s:%s", self.id, __version__, self.ip, self.port)
 
     async def stop(self) -> None:
@@ -326,6 +331,17 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
         log.info("Framework %s disconnected; failover timeout %.1fs", framework.id, timeout)
         framework.failover_timer = self._later(timeout, self._failover_expired, framework.id)
 
+    def _start_recovered_failover(self, framework: Framework) -> None:
+        """A framework this master knows only from its registry or from re-registering
+        agents gets its ``failover_timeout``, counted from the master's recovery, to
+        re-subscribe; otherwise it is torn down like one whose scheduler went away."""
+        if framework.failover_timer is not None or framework.connected:
+            return
+        timeout = float(framework.info.failover_timeout or 0.0)
+        delay = max(0.0, self.start_time + timeout - self._now())
+        log.info("Recovered framework %s has %.1fs to re-subscribe", framework.id, delay)
+        framework.failover_timer = self._later(delay, self._failover_expired, framework.id)
+
     def _failover_expired(self, framework_id: str) -> None:
         framework = self.frameworks.get(framework_id)
         if framework is None or framework.connected:
@@ -400,8 +416,15 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
 
     # ------------------------------------------------------------------ scheduler calls
 
-    def teardown(self, framework: Framework) -> None:
-        self.remove_framework(framework, "TEARDOWN call")
+    async def teardown(self, framework: Framework) -> None:
+        """TEARDOWN: ``RemoveFramework`` is written first, so the ``202`` that follows is
+        durable; shielded, so a request cancelled after the write still removes it."""
+        await asyncio.shield(self._teardown(framework))
+
+    async def _teardown(self, framework: Framework) -> None:
+        await self.registrar.apply(RemoveFramework(id=framework.id))
+        if self.frameworks.get(framework.id) is framework:
+            self.remove_framework(framework, "TEARDOWN call")
 
     def accept(self, framework: Framework, body: sched.Accept) -> None:
         offer_ids = [o.value for o in body.offer_ids]
@@ -680,6 +703,9 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
         if error is not None:
             raise ValidationError(error)
         framework.info = info
+        # Durable before the call is answered (the edge awaits the registrar), so a
+        # restarted master recovers the updated info.
+        self._persist(AddFramework(id=framework.id, info=info_json(info)))
         framework.suppressed_roles = set(body.suppressed_roles)
         self.allocator.update_framework(
             framework.id, framework.roles, framework.capabilities,
@@ -763,6 +789,19 @@ def validate_role(role: str) -> str | None:
             if ch.isspace() or ch in "\x7f" or ord(ch) < 32:
                 return "role names must not contain whitespace or control characters"
     return None
+
+
+def _percentage(text: str, where: str) -> float:
+    """``'N%'`` (0 to 100, as Mesos requires the '%') as a fraction."""
+    if not text.endswith("%"):
+        raise ValidationError(f"Invalid value '{text}' for {where}: missing '%'")
+    try:
+        value = float(text[:-1])
+    except ValueError:
+        raise ValidationError(f"Invalid value '{text}' for {where}: not a number") from None
+    if not 0.0 <= value <= 100.0:
+        raise ValidationError(f"Invalid value '{text}' for {where}: must be within [0%-100%]")
+    return value / 100.0
 
 
 def _region_of(domain: Any, where: str) -> str | None:

@@ -139,6 +139,9 @@ class Agent:
     # framework id -> executor id -> ExecutorInfo
     executors: dict[str, dict[str, v1.ExecutorInfo]] = field(default_factory=dict)
     offers: set[str] = field(default_factory=set)
+    # (framework id, status) for tasks found again on an agent that was unreachable,
+    # sent once its re-admission is durable.
+    reregistered_updates: list[tuple[str, v1.TaskStatus]] = field(default_factory=list)
 
     @property
     def connected(self) -> bool:

@@ -16,6 +16,7 @@ from mesos.master.state import TASK_STATES, Agent, Framework, Task
 from mesos.resources import Resources
 from mesos.v1 import codec
 from mesos.v1.enums import TERMINAL_STATES
+from mesos.v1.mesos import AgentInfo
 
 BUILD = {"build_date": "2026-11-24 00:00:00", "build_time": 1795478400.0, "build_user": "mesos-py"}
 
@@ -103,6 +104,25 @@ def agent_json(master: Master, agent: Agent, *, full: bool = False) -> dict[str,
     return out
 
 
+def recovered_agent_json(info: AgentInfo) -> dict[str, Any]:
+    """An agent recovered from the registry and not re-registered yet, as Mesos writes
+    its ``SlaveInfo`` in ``recovered_slaves``."""
+    out: dict[str, Any] = {
+        "id": info.id.value if info.id is not None else "",
+        "hostname": info.hostname,
+        "port": info.port,
+        "attributes": attributes_summary(codec.to_builtins(info.attributes)),
+    }
+    if info.domain is not None:
+        out["domain"] = codec.to_builtins(info.domain)
+    return out
+
+
+def recovered_agents(master: Master, wanted: str | None = None) -> list[dict[str, Any]]:
+    return [recovered_agent_json(info) for agent_id, info in master.recovered_agents.items()
+            if not wanted or agent_id == wanted]
+
+
 def framework_json(master: Master, framework: Framework, *, summary: bool = False) -> dict[str, Any]:
     info = framework.info
     used = _sum(t.resources for t in framework.tasks.values() if not t.terminal)
@@ -183,7 +203,7 @@ def state(master: Master) -> dict[str, Any]:
         "flags": master.flags.as_dict(),
         "slaves": [agent_json(master, a) for a in master.agents.values()],
         # Agents the recovered registry expects back (--agent_reregister_timeout).
-        "recovered_slaves": [codec.to_builtins(i) for i in master.recovered_agents.values()],
+        "recovered_slaves": recovered_agents(master),
         "frameworks": [framework_json(master, f) for f in master.frameworks.values()],
         "completed_frameworks": [framework_json(master, f) for f in master.completed_frameworks],
         "orphan_tasks": [],

@@ -1,0 +1,164 @@
+"""The master's state as the v1 operator API shows it (``GET_STATE``, ``GET_AGENTS``,
+``GET_FRAMEWORKS``, ``GET_TASKS``, ``GET_EXECUTORS``).
+
+Unlike the legacy endpoints (:mod:`mesos.master.views`) these use v1 conventions:
+ids as ``{"value": ...}``, resources as lists of v1 ``Resource`` objects, times as
+``TimeInfo`` (``{"nanoseconds": ...}``). As in Mesos, ``GET_AGENTS`` lists the
+registered agents and, under ``recovered_agents``, the agents a restarted master
+recovered from its registry that have not re-registered yet; unreachable and gone
+agents are in neither list (``/master/state`` counts the unreachable ones).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mesos.master.accept import resources_of
+from mesos.master.service import Master
+from mesos.master.state import Agent, Framework, Offer, Task
+from mesos.resources import Resources
+from mesos.v1 import codec
+
+# What every agent of this implementation can do (as /master/state says too).
+AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
+                      "TASK_NO_EXECUTOR")
+
+
+def time_info(seconds: float) -> dict[str, int]:
+    return {"nanoseconds": int(seconds * 1e9)}
+
+
+def _sum(items: Any) -> Resources:
+    total = Resources.empty()
+    for r in items:
+        total = total + r
+    return total
+
+
+def _agent_allocated(agent: Agent) -> Resources:
+    used = _sum(t.resources for t in agent.all_tasks() if not t.terminal)
+    for executors in agent.executors.values():
+        for info in executors.values():
+            used = used + resources_of(info.resources, "executor")
+    return used
+
+
+def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
+    offered = _sum(master.offers[o].resources for o in agent.offers if o in master.offers)
+    info: dict[str, Any] = codec.to_builtins(agent.info)
+    info["resources"] = agent.total.to_json()
+    out: dict[str, Any] = {
+        "agent_info": info,
+        "active": agent.active and agent.connected,
+        "deactivated": not agent.active,
+        "version": agent.version,
+        "pid": agent.pid,
+        "registered_time": time_info(agent.registered_time),
+        "total_resources": agent.total.to_json(),
+        "allocated_resources": _agent_allocated(agent).to_json(),
+        "offered_resources": offered.to_json(),
+        "capabilities": [{"type": c} for c in AGENT_CAPABILITIES],
+    }
+    if agent.reregistered_time is not None:
+        out["reregistered_time"] = time_info(agent.reregistered_time)
+    return out
+
+
+def get_agents(master: Master) -> dict[str, Any]:
+    return {
+        "agents": [agent_json(master, a) for a in master.agents.values()],
+        "recovered_agents": [codec.to_builtins(i) for i in master.recovered_agents.values()],
+    }
+
+
+def offer_json(master: Master, offer: Offer) -> dict[str, Any]:
+    agent = master.agents.get(offer.agent_id)
+    return {
+        "id": {"value": offer.id},
+        "framework_id": {"value": offer.framework_id},
+        "agent_id": {"value": offer.agent_id},
+        "hostname": agent.info.hostname if agent is not None else "",
+        "resources": offer.resources.to_json(),
+        "allocation_info": {"role": offer.role},
+    }
+
+
+def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "framework_info": codec.to_builtins(framework.info),
+        "active": framework.active,
+        "connected": framework.connected,
+        "recovered": framework.recovered,
+        "registered_time": time_info(framework.registered_time),
+        "offers": [offer_json(master, o) for o in framework.offers.values()],
+        "inverse_offers": [],
+        "allocated_resources": _sum(
+            t.resources for t in framework.tasks.values() if not t.terminal).to_json(),
+        "offered_resources": _sum(o.resources for o in framework.offers.values()).to_json(),
+    }
+    if framework.reregistered_time is not None:
+        out["reregistered_time"] = time_info(framework.reregistered_time)
+    if framework.unregistered_time is not None:
+        out["unregistered_time"] = time_info(framework.unregistered_time)
+    return out
+
+
+def get_frameworks(master: Master) -> dict[str, Any]:
+    return {
+        "frameworks": [framework_json(master, f) for f in master.frameworks.values()],
+        "completed_frameworks": [framework_json(master, f) for f in master.completed_frameworks],
+    }
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": task.info.name,
+        "task_id": {"value": task.id},
+        "framework_id": {"value": task.framework_id},
+        "agent_id": {"value": task.agent_id},
+        "state": task.state,
+        "resources": task.resources.to_json(),
+        "statuses": [codec.to_builtins(s) for s in task.statuses],
+    }
+    if task.executor_id:
+        out["executor_id"] = {"value": task.executor_id}
+    latest = task.latest_status()
+    if latest is not None:
+        out["status_update_state"] = latest.state
+        if latest.uuid is not None:
+            out["status_update_uuid"] = codec.to_builtins(latest).get("uuid")
+    for name in ("labels", "discovery", "container", "health_check", "kill_policy"):
+        value = getattr(task.info, name, None)
+        if value is not None:
+            out[name] = codec.to_builtins(value)
+    return out
+
+
+def get_tasks(master: Master) -> dict[str, Any]:
+    frameworks = list(master.frameworks.values())
+    every = frameworks + master.completed_frameworks
+    return {
+        "tasks": [task_json(t) for f in frameworks for t in f.tasks.values()],
+        "unreachable_tasks": [task_json(t) for f in every for t in f.unreachable_tasks.values()],
+        "completed_tasks": [task_json(t) for f in every for t in f.completed_tasks],
+    }
+
+
+def get_executors(master: Master) -> dict[str, Any]:
+    return {
+        "executors": [
+            {"executor_info": codec.to_builtins(info), "agent_id": {"value": agent_id}}
+            for framework in master.frameworks.values()
+            for agent_id, executors in framework.executors.items()
+            for info in executors.values()
+        ],
+    }
+
+
+def get_state(master: Master) -> dict[str, Any]:
+    return {
+        "get_tasks": get_tasks(master),
+        "get_executors": get_executors(master),
+        "get_frameworks": get_frameworks(master),
+        "get_agents": get_agents(master),
+    }
