@@ -127,6 +127,9 @@ class _Endpoint:
             head.body = response.read()
             conn.close()
             return head, iter(())
+        if conn.sock is not None:
+            # The stream is up: a command may stay silent longer than any request timeout.
+            conn.sock.settimeout(None)
 
         def chunks() -> Iterator[bytes]:
             try:

@@ -125,6 +125,10 @@ def exec_cmd(ctx: Ctx, task_id: str, command: tuple[str, ...], framework_id: str
     Uses the agent's LAUNCH_NESTED_CONTAINER_SESSION call; exits with the command's
     exit code.
     """
+    if command and command[0] == "--":  # `mesos task exec TASK -- CMD ...`
+        command = command[1:]
+    if not command:
+        raise click.UsageError("no command given after --")
     found = find_task(ctx, task_id, framework_id)
     if is_terminal(found):
         raise CliError(f"task {task_id} is {found.get('state')}; exec needs a running task")
