@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from mesos.testing.cluster import free_port, http_json
 
@@ -67,10 +71,12 @@ def test_mesos_execute_against_mesos_local(local_cluster) -> None:  # type: igno
     ok = run("mesos-execute", f"--master=127.0.0.1:{port}", "--name=hello", "--command=echo hello")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "TASK_RUNNING" in ok.stdout and "TASK_FINISHED" in ok.stdout
+    assert ok.stderr == "", ok.stderr  # the final TEARDOWN is quiet, even when it races
 
     bad = run("mesos-execute", f"--master=127.0.0.1:{port}", "--name=boom", "--command=exit 3")
     assert bad.returncode != 0
     assert "TASK_FAILED" in bad.stdout
+    assert "Traceback" not in bad.stderr, bad.stderr
 
     # Stopping mesos-local stops every daemon it started.
     agent_ports = [int(s["pid"].rsplit(":", 1)[1]) for s in slaves]
@@ -146,3 +152,72 @@ def test_mesos_execute_without_master_fails_clearly() -> None:
               "--timeout=5secs", timeout=30)
     assert out.returncode != 0
     assert len([line for line in out.stderr.splitlines() if line.strip()]) == 1
+
+
+async def _proxy_cutting_teardown(master: str, torn_down: list[int]) -> web.AppRunner:
+    """A scheduler-API proxy in front of ``master`` that forwards TEARDOWN, then drops
+    the connection unanswered: a master that acts on TEARDOWN but never answers it."""
+    session = aiohttp.ClientSession()
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        call_type = json.loads(body).get("type")
+        headers = {k: v for k, v in request.headers.items()
+                   if k in ("Content-Type", "Accept", "Mesos-Stream-Id")}
+        upstream = await session.post(f"http://{master}/api/v1/scheduler", data=body,
+                                      headers=headers)
+        if call_type == "SUBSCRIBE" and upstream.status == 200:
+            response = web.StreamResponse(headers={
+                "Content-Type": "application/json",
+                "Mesos-Stream-Id": upstream.headers.get("Mesos-Stream-Id", "")})
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            upstream.release()
+            await response.write_eof()
+            return response
+        data = await upstream.read()
+        upstream.release()
+        if call_type == "TEARDOWN":
+            torn_down.append(upstream.status)
+            assert request.transport is not None
+            request.transport.close()
+        return web.Response(status=upstream.status, body=data)
+
+    app = web.Application()
+    app.router.add_post("/api/v1/scheduler", forward)
+
+    async def close_session(_: web.Application) -> None:
+        await session.close()
+
+    app.on_cleanup.append(close_session)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    return runner
+
+
+async def test_mesos_execute_exit_status_survives_a_teardown_cut_off(local_cluster) -> None:  # type: ignore[no-untyped-def]
+    """The master removes the framework but the TEARDOWN's connection drops
+    unanswered: still exit 0 for TASK_FINISHED (non-zero otherwise), no traceback."""
+    port, _, _ = local_cluster
+    torn_down: list[int] = []
+    runner = await _proxy_cutting_teardown(f"127.0.0.1:{port}", torn_down)
+    proxy_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", proxy_port).start()
+    try:
+        for name, command, code, final in [("fine", "true", 0, "TASK_FINISHED"),
+                                           ("broken", "exit 7", 1, "TASK_FAILED")]:
+            proc = await asyncio.create_subprocess_exec(
+                str(BIN / "mesos-execute"), f"--master=127.0.0.1:{proxy_port}", f"--name={name}",
+                f"--command={command}", stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(proc.communicate(), 90)
+            assert proc.returncode == code, out.decode() + err.decode()
+            assert f"Received status update {final} for task '{name}'" in out.decode()
+            assert err.decode() == ""
+    finally:
+        await runner.cleanup()
+    assert torn_down == [202, 202]  # the master did tear both down...
+    frameworks = await asyncio.to_thread(http_json, f"http://127.0.0.1:{port}/master/frameworks")
+    assert frameworks["frameworks"] == []  # ...and holds none of them now
+    assert len(frameworks["completed_frameworks"]) == 2

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import importlib.util
 import json
+import logging
 import socket
 import sys
 import uuid
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -34,8 +36,11 @@ from mesos.scheduler import (
     scalar_resources,
     task_info,
 )
-from mesos.scheduler._driver import _leader_from_location, _parse_master
+from mesos.scheduler._driver import _leader_from_location
+from mesos.scheduler._leader import master_address, parse_master_spec
+from mesos.v1.mesos import Address, MasterInfo
 from mesos.v1.recordio import encode
+from mesos.zookeeper import ZkUrl
 
 UUID_B64 = base64.b64encode(uuid.UUID(int=1).bytes).decode()
 WAIT = 5.0
@@ -86,11 +91,20 @@ class FakeMaster:
     redirect_to: str | None = None
     subscribe_status: int = 200
     on_call: Callable[[FakeMaster, dict[str, Any]], None] | None = None
+    # "answer": 202 at once. "late": close the streams, answer once the driver has
+    # closed its stream (like a master writing its registry first). "close": close
+    # the streams, then the TEARDOWN connection, unanswered. "drop": only the latter.
+    teardown: str = "answer"
+    # Answer the next calls (not SUBSCRIBE) with these statuses, first to last; a
+    # 307 names ``call_redirect_to`` as the leader.
+    call_statuses: list[int] = field(default_factory=list)
+    call_redirect_to: str | None = None
 
     subscribes: list[Recorded] = field(default_factory=list)
     calls: list[Recorded] = field(default_factory=list)
     redirected: int = 0
     _queues: list[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=list)
+    _streams: list[web.Request] = field(default_factory=list)
     _server: TestServer | None = None
 
     async def start(self) -> None:
@@ -140,9 +154,39 @@ class FakeMaster:
                 return web.Response(status=self.subscribe_status, text="Bad subscribe")
             return await self._stream(request, body)
         self.calls.append(recorded)
+        if self.call_statuses:
+            status = self.call_statuses.pop(0)
+            headers = {"Location": f"//{self.call_redirect_to}{request.path}"} if status == 307 else {}
+            return web.Response(status=status, headers=headers)
         if self.on_call is not None:
             self.on_call(self, body)
+        if body.get("type") == "TEARDOWN" and self.teardown != "answer":
+            return await self._teardown(request)
         return web.Response(status=202)
+
+    async def _teardown(self, request: web.Request) -> web.StreamResponse:
+        if self.teardown in ("late", "close"):
+            self.drop()
+        if self.teardown == "late":
+            # Bounded: the answer comes once the stream connections are closed, and
+            # then when the driver cuts this request off or after 0.5 s, whichever
+            # is first (a driver that cut it off never sees the answer).
+            async with asyncio.timeout(WAIT):
+                while any(r.transport is not None for r in self._streams):
+                    await asyncio.sleep(0.01)
+            for _ in range(50):
+                if request.transport is None or request.transport.is_closing():
+                    break
+                await asyncio.sleep(0.01)
+            return web.Response(status=202)
+        if self.teardown == "close":
+            # Let the end of the stream reach the driver before cutting this one.
+            async with asyncio.timeout(WAIT):
+                while any(r.transport is not None for r in self._streams):
+                    await asyncio.sleep(0.01)
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response(status=202)  # never reaches the driver
 
     async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         framework_id = (body.get("framework_id") or {}).get("value", "fw-1")
@@ -154,7 +198,9 @@ class FakeMaster:
             },
         )
         response.enable_chunked_encoding()
+        response.force_close()  # a stream's end closes its connection, like a master's
         await response.prepare(request)
+        self._streams.append(request)
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._queues.append(queue)
         first: list[dict[str, Any]] = [
@@ -364,13 +410,43 @@ def test_location_and_master_parsing() -> None:
     assert _leader_from_location("//10.0.0.2:5050/api/v1/scheduler") == "10.0.0.2:5050"
     assert _leader_from_location("http://h2:5051/master/api/v1/scheduler") == "h2:5051"
     assert _leader_from_location("h3:5052") == "h3:5052"
-    assert _parse_master("example.com") == "example.com:5050"
-    assert _parse_master("http://127.0.0.1:1234/") == "127.0.0.1:1234"
-    assert _parse_master("[::1]:5050") == "[::1]:5050"
-    with pytest.raises(ValueError, match="ZooKeeper"):
-        _parse_master("zk://127.0.0.1:2181/mesos")
+    assert parse_master_spec("example.com") == "example.com:5050"
+    assert parse_master_spec("http://127.0.0.1:1234/") == "127.0.0.1:1234"
+    assert parse_master_spec("[::1]:5050") == "[::1]:5050"
     with pytest.raises(ValueError):
-        _parse_master("127.0.0.1:http")
+        parse_master_spec("127.0.0.1:http")
+    with pytest.raises(ValueError, match="zk://"):
+        parse_master_spec("zoo://127.0.0.1:2181/mesos")
+
+
+def test_zookeeper_and_file_masters(tmp_path: Path) -> None:
+    zk = parse_master_spec("zk://u:p@127.0.0.1:2181,127.0.0.2:2182/mesos")
+    assert isinstance(zk, ZkUrl)
+    assert (zk.hosts, zk.path, zk.credentials) == (
+        "127.0.0.1:2181,127.0.0.2:2182", "/mesos", ("u", "p"))
+    holder = tmp_path / "master"
+    holder.write_text("zk://127.0.0.1:2181/other\n")
+    assert parse_master_spec(f"file://{holder}") == ZkUrl((("127.0.0.1", 2181),), "/other")
+    holder.write_text("10.0.0.7:5055")
+    assert parse_master_spec(f"file://{holder}") == "10.0.0.7:5055"
+    with pytest.raises(ValueError, match="Cannot read"):
+        parse_master_spec(f"file://{tmp_path / 'missing'}")
+    with pytest.raises(ValueError):
+        parse_master_spec("zk://127.0.0.1:2181/mesos/")
+    # The driver accepts them (it connects only once run).
+    driver = SchedulerDriver("zk://127.0.0.1:1/mesos", FRAMEWORK, Scheduler())
+    assert driver.master is None
+
+
+def test_leader_address_from_master_info() -> None:
+    full = MasterInfo(id="m", ip=16777343, port=5050, pid="master@10.0.0.1:5051",
+                      address=Address(ip="10.0.0.2", port=5052, hostname="h"))
+    assert master_address(full) == "10.0.0.2:5052"
+    assert master_address(MasterInfo(id="m", ip=0, port=5050, pid="master@10.0.0.1:5051")) == (
+        "10.0.0.1:5051")
+    assert master_address(MasterInfo(id="m", ip=16777343, port=5053)) == "127.0.0.1:5053"
+    assert master_address(MasterInfo(id="m", ip=0, port=5054, hostname="h4")) == "h4:5054"
+    assert master_address(MasterInfo(id="m", ip=0, port=0)) is None
 
 
 # --------------------------------------------------------------------------- failover
@@ -393,6 +469,134 @@ async def test_resubscribes_with_framework_id_after_stream_drops(master: FakeMas
     assert handler.disconnects == ["stream closed by the master"]
     assert len(handler.seen("subscribed")) == 2
     assert master.calls_of("REVIVE")[0].headers["Mesos-Stream-Id"] == "stream-1"
+
+
+async def test_a_call_redirected_by_a_deposed_master_resubscribes_at_the_leader(
+    master: FakeMaster,
+) -> None:
+    """The master we are subscribed to stops leading: it answers calls with 307."""
+    leader = FakeMaster()
+    await leader.start()
+    leader_address = leader.address
+    handler = Recorder()
+    try:
+        async with fast_driver(master.address, handler) as driver:
+            await driver.wait_subscribed(WAIT)
+            master.call_statuses = [307]
+            master.call_redirect_to = leader.address
+            with pytest.raises(scheduler_pkg.NotSubscribedError, match="no longer leads"):
+                await driver.revive()
+            await leader.wait_until(lambda: driver.subscribed and leader.subscribes,
+                                    "a subscription at the leader")
+            assert driver.master == leader.address
+            await driver.revive()
+    finally:
+        await leader.close()
+    (again,) = leader.subscribes
+    assert again.body["framework_id"] == {"value": "fw-1"}
+    assert again.body["subscribe"]["framework_info"]["id"] == {"value": "fw-1"}
+    assert [c.body["type"] for c in leader.calls] == ["REVIVE"]
+    assert handler.disconnects == [
+        f"master {master.address} no longer leads (it redirected REVIVE to {leader_address})"]
+
+
+async def test_a_503_to_a_call_resubscribes(master: FakeMaster) -> None:
+    handler = Recorder()
+    async with fast_driver(master.address, handler) as driver:
+        await driver.wait_subscribed(WAIT)
+        master.call_statuses = [503]
+        with pytest.raises(scheduler_pkg.NotSubscribedError, match="503"):
+            await driver.suppress()
+        await master.wait_until(lambda: len(master.subscribes) == 2 and driver.subscribed,
+                                "a second subscription")
+    assert master.subscribes[1].body["framework_id"] == {"value": "fw-1"}
+    assert len(handler.disconnects) == 1 and "503" in handler.disconnects[0]
+
+
+class DeclinesEverything(Scheduler):
+    def __init__(self) -> None:
+        self.offers = 0
+
+    async def on_offers(self, driver: SchedulerDriver, offers: list[dict[str, Any]]) -> None:
+        self.offers += 1
+        await driver.decline([o["id"] for o in offers])
+
+
+async def test_a_handler_call_meeting_a_deposed_master_resubscribes_instead_of_failing(
+    master: FakeMaster,
+) -> None:
+    """Mesos' library drops calls it cannot deliver; the driver re-subscribes."""
+    master.script = [{"type": "OFFERS", "offers": {"offers": [offer("o1")]}}]
+    master.call_statuses = [503]
+    handler = DeclinesEverything()
+    async with fast_driver(master.address, handler) as driver:
+        await master.wait_until(lambda: handler.offers == 2 and master.calls_of("DECLINE")
+                                and len(master.calls) == 2, "the offer again, declined")
+        assert driver.subscribed
+    assert len(master.subscribes) == 2
+
+
+async def test_a_handler_bug_that_looks_like_a_network_error_still_stops_the_driver(
+    master: FakeMaster,
+) -> None:
+    class Flaky(Scheduler):
+        async def on_offers(self, driver: SchedulerDriver, offers: list[dict[str, Any]]) -> None:
+            raise ConnectionResetError("the handler's own socket")
+
+    master.script = [{"type": "OFFERS", "offers": {"offers": [offer("o1")]}}]
+    with pytest.raises(ConnectionResetError, match="own socket"):
+        await asyncio.wait_for(fast_driver(master.address, Flaky()).run(), WAIT)
+    assert len(master.subscribes) == 1
+
+
+# --------------------------------------------------------------------------- teardown
+
+
+async def test_teardown_waits_for_an_answer_that_comes_after_the_stream_closes(
+    master: FakeMaster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The master closes the stream first and answers after writing its registry:
+    the driver must not cut the TEARDOWN off when it sees the stream end."""
+    master.teardown = "late"
+    driver = fast_driver(master.address, Scheduler())
+    driver.start()
+    await driver.wait_subscribed(WAIT)
+    with caplog.at_level(logging.INFO, logger="mesos.scheduler"):
+        await asyncio.wait_for(driver.teardown(), WAIT)
+        await asyncio.wait_for(driver.join(), WAIT)
+    assert len(master.calls_of("TEARDOWN")) == 1
+    assert len(master.subscribes) == 1
+    # It got the answer (not merely concluded the master acted from the closed stream).
+    assert "closed the connection" not in caplog.text
+
+
+async def test_teardown_cut_off_after_the_master_closed_the_stream_is_done(
+    master: FakeMaster, caplog: pytest.LogCaptureFixture
+) -> None:
+    master.teardown = "close"
+    driver = fast_driver(master.address, Scheduler(), call_timeout=WAIT)
+    driver.start()
+    await driver.wait_subscribed(WAIT)
+    with caplog.at_level(logging.INFO, logger="mesos.scheduler"):
+        await asyncio.wait_for(driver.teardown(), WAIT)
+        await asyncio.wait_for(driver.join(), WAIT)
+    assert len(master.subscribes) == 1
+    assert "the master closed the connection after closing our stream" in caplog.text
+
+
+async def test_teardown_cut_off_with_the_stream_still_open_is_an_error(
+    master: FakeMaster,
+) -> None:
+    master.teardown = "drop"
+    driver = fast_driver(master.address, Scheduler(), call_timeout=0.5)
+    driver.start()
+    try:
+        await driver.wait_subscribed(WAIT)
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await asyncio.wait_for(driver.teardown(), WAIT)
+        assert driver.subscribed  # not torn down: the driver carries on
+    finally:
+        await driver.stop()
 
 
 async def test_missed_heartbeats_trigger_reconnect() -> None:
@@ -540,6 +744,24 @@ async def test_execute_runs_a_task_to_completion(
         [{"value": "small"}]
     ]
     assert len(master.calls_of("ACKNOWLEDGE")) == 2
+    assert len(master.calls_of("TEARDOWN")) == 1
+
+
+@pytest.mark.parametrize("teardown", ["late", "close", "drop"])
+@pytest.mark.parametrize(("final", "code"), [("TASK_FINISHED", 0), ("TASK_KILLED", 1)])
+async def test_execute_exit_status_is_the_tasks_whatever_teardown_meets(
+    master: FakeMaster, capsys: pytest.CaptureFixture[str], teardown: str, final: str, code: int
+) -> None:
+    """A TEARDOWN the master answers late or cuts off is no error; the task decides."""
+    master.script = [{"type": "OFFERS", "offers": {"offers": [offer("o1")]}}]
+    master.on_call = run_tasks_to(final)
+    master.teardown = teardown
+    assert await run_execute(
+        f"--master={master.address}", "--name=t", "--command=true") == code
+    out, err = capsys.readouterr()
+    assert f"Received status update {final} for task 't'" in out
+    assert "Traceback" not in err
+    assert err == "", err  # the driver's warnings stay below --logging_level=ERROR
     assert len(master.calls_of("TEARDOWN")) == 1
 
 

@@ -4,6 +4,11 @@ Like Mesos' own tool: subscribe as a framework, wait for an offer that fits
 ``--resources``, launch one task named (and identified by) ``--name``, print every
 status update as it arrives, acknowledge it, and tear the framework down when the
 task reaches a terminal state. Exits 0 on ``TASK_FINISHED`` and 1 otherwise.
+
+``--master`` may name the masters' ZooKeeper group (``zk://...``): the driver then
+follows the leader and re-subscribes, with the framework id, when it changes.
+The final TEARDOWN is best effort and never changes the exit status: the task's
+state decides it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import aiohttp
 
 from mesos.flags import JSON, Duration, Flag, Flags, format_duration, parse_flags
 from mesos.resources import Resources
@@ -34,7 +41,14 @@ from mesos.scheduler import (
 PROG = "mesos-execute"
 
 FLAGS = [
-    Flag("master", str, None, "Mesos master (e.g., IP:PORT).", required=True),
+    Flag(
+        "master",
+        str,
+        None,
+        "Mesos master: IP:PORT, zk://host1:port1,host2:port2,.../path (the leader in\n"
+        "ZooKeeper) or file:///path/to/file holding either.",
+        required=True,
+    ),
     Flag("name", str, None, "Name for the command; also the task id.", required=True),
     Flag("command", str, None, "Command to launch (required with --shell)."),
     Flag(
@@ -72,6 +86,12 @@ FLAGS = [
         "Give up (tearing the framework down) if the task has not finished by then.",
     ),
 ]
+
+
+log = logging.getLogger("mesos.execute")
+
+# How a call fails when the master is away (the driver re-subscribes by itself).
+_CALL_ERRORS = (SchedulerError, aiohttp.ClientError, OSError, TimeoutError)
 
 
 class _Failed(Exception):
@@ -201,7 +221,7 @@ class CommandScheduler(Scheduler):
     async def _kill(self, driver: SchedulerDriver, agent_id: Any) -> None:
         agent = (agent_id or {}).get("value", "")
         _print(f"Asked to kill task '{self.name}' on agent '{agent}'")
-        with contextlib.suppress(SchedulerError, OSError, TimeoutError):
+        with contextlib.suppress(*_CALL_ERRORS):
             await driver.kill(self.name, agent_id)
 
     async def on_error(self, driver: SchedulerDriver, message: str) -> None:
@@ -215,10 +235,17 @@ class CommandScheduler(Scheduler):
 
 
 async def _teardown(driver: SchedulerDriver) -> None:
-    """Best effort: remove the framework (and so the task) from the master."""
+    """Best effort: remove the framework (and so the task) from the master.
+
+    Whatever goes wrong here (the master dropping the connection, a leader change)
+    is logged, never raised: the exit status is the task's, as in Mesos' tool.
+    """
     if driver.subscribed:
-        with contextlib.suppress(SchedulerError, OSError, TimeoutError):
+        try:
             await asyncio.wait_for(driver.teardown(), 5.0)
+        except _CALL_ERRORS as exc:
+            log.warning("Could not tear down framework %s: %s", driver.framework_id,
+                        str(exc) or type(exc).__name__)
     await driver.stop()
 
 
@@ -255,7 +282,7 @@ async def _execute(flags: Flags, scheduler: CommandScheduler) -> int:
         if run.done():
             error = run.exception()
             if isinstance(error, DisconnectedError):
-                raise _Failed(f"Cannot reach master {flags.master}: {error.reason}")
+                raise _Failed(f"Cannot reach master {error.master}: {error.reason}")
             if error is not None:
                 raise _Failed(str(error))
         if scheduler.error is not None:

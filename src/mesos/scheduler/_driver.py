@@ -5,19 +5,30 @@ The driver POSTs ``SUBSCRIBE`` to ``/api/v1/scheduler``, keeps the
 event to a :class:`Scheduler` (one at a time, in stream order). Every other call is
 its own POST carrying the stream id.
 
-Connection rules (ref §2, §7):
+Connection rules (ref §2, §6, §7):
 
+* The master is ``host:port``, or ``zk://.../path`` (or a ``file://`` holding
+  either): the driver then follows the leader ZooKeeper elects (see ``_leader``),
+  subscribes to it, and when the leader changes (or is lost) drops its stream and
+  subscribes to the new one. While no leader is known it waits, logging why.
 * ``307`` answers (from a standby master) are followed: ``Location:
   //host:port/path`` names the leader, which becomes the driver's master for the
-  subscription and for every later call.
+  subscription and for every later call. A ``307`` to a call on a live
+  subscription means that master no longer leads: the subscription is dropped and
+  made again at the leader (the call raises :class:`NotSubscribedError`).
 * A stream that ends, fails, or stays silent for ``missed_heartbeats`` heartbeat
   intervals is dropped and the driver subscribes again with exponential backoff and
   jitter. It re-subscribes with its framework id (``framework_info.id`` and the
   top-level ``framework_id``), so the master treats it as a failover. After
   ``max_reconnects`` consecutive attempts without a ``SUBSCRIBED`` event, ``run()``
-  raises :class:`DisconnectedError`.
+  raises :class:`DisconnectedError` (with ZooKeeper, not before a dead leader has had
+  ``zk_session_timeout`` to be replaced).
 * An exception escaping a handler stops the driver and is re-raised by ``run()``:
-  a framework that wants to survive a failed call catches it itself.
+  a framework that wants to survive a failed call catches it itself. The exception
+  is a call that failed because the master is gone or no longer leads (a transport
+  error, a timeout, :class:`NotSubscribedError`): like a failed acknowledgement, it
+  ends the subscription and the driver re-subscribes, as Mesos' library drops calls
+  it cannot deliver.
 """
 
 from __future__ import annotations
@@ -38,7 +49,9 @@ import msgspec
 
 from mesos.errors import MesosError
 from mesos.v1.recordio import Decoder, RecordIOError
+from mesos.zookeeper import DEFAULT_SESSION_TIMEOUT, ZkUrl
 
+from ._leader import ZOOKEEPER_ERRORS, LeaderFollower, parse_address, parse_master_spec
 from ._offers import IdLike, launch_operation, to_id
 
 __all__ = [
@@ -55,7 +68,6 @@ __all__ = [
 log = logging.getLogger("mesos.scheduler")
 
 API_PATH = "/api/v1/scheduler"
-DEFAULT_PORT = 5050
 DEFAULT_HEARTBEAT_INTERVAL = 15.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -151,30 +163,15 @@ def current_user() -> str:
         return ""
 
 
-def _parse_master(master: str) -> str:
-    """``host[:port]`` (an ``http://`` prefix and a path are tolerated) -> ``host:port``."""
-    text = master.strip()
-    if text.startswith(("zk://", "zoo://")):
-        raise ValueError(f"ZooKeeper master URLs are not supported here: '{master}'")
-    split = urlsplit(text if "//" in text else "//" + text)
-    if split.scheme not in ("", "http") or not split.hostname:
-        raise ValueError(f"Expecting a master as 'host:port', got '{master}'")
-    try:
-        port = split.port or DEFAULT_PORT
-    except ValueError:
-        raise ValueError(f"Bad port in master '{master}'") from None
-    host = split.hostname
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    return f"{host}:{port}"
-
-
 def _leader_from_location(location: str) -> str:
     """``//host:port/path``, ``http://host:port/path`` or bare ``host:port``."""
     netloc = urlsplit(location).netloc or location.split("/", 1)[0]
     if not netloc:
         raise SchedulerError(f"Redirect without a usable Location: '{location}'")
-    return _parse_master(netloc)
+    try:
+        return parse_address(netloc)
+    except ValueError as exc:
+        raise SchedulerError(f"Redirect to an unusable Location '{location}': {exc}") from None
 
 
 def _event_payload(event: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -186,10 +183,25 @@ class _StreamEnded(Exception):
     """Internal: the current subscription is over, for the reason given."""
 
 
+# The note :meth:`SchedulerDriver.call` adds to a transport error it raises.
+_CALL_NOTE = "mesos.scheduler: while sending"
+
+
+def _is_call_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a driver call failing because the master is gone or no
+    longer leads (not a handler's own error that merely looks alike)."""
+    if isinstance(exc, NotSubscribedError):
+        return True
+    notes = getattr(exc, "__notes__", None) or ()
+    return any(isinstance(n, str) and n.startswith(_CALL_NOTE) for n in notes)
+
+
 class SchedulerDriver:
     """Drives one framework over the v1 Scheduler API.
 
-    ``master`` is ``"host:port"`` (the port defaults to 5050); ``framework_info`` a
+    ``master`` is ``"host:port"`` (the port defaults to 5050) or a ZooKeeper URL
+    ``"zk://host1:2181,host2:2181/mesos"`` (or ``"file:///path"`` holding either),
+    whose leader it follows; ``framework_info`` a
     v1 ``FrameworkInfo`` dict (``user`` defaults to the current user; an ``id``
     makes the first SUBSCRIBE a failover of that framework); ``handler`` a
     :class:`Scheduler`.
@@ -215,8 +227,13 @@ class SchedulerDriver:
         connect_timeout: float = 10.0,
         call_timeout: float = 10.0,
         max_redirects: int = 5,
+        zk_session_timeout: float = DEFAULT_SESSION_TIMEOUT,
     ) -> None:
-        self._master = _parse_master(master)
+        spec = parse_master_spec(master)
+        self._zk: ZkUrl | None = spec if isinstance(spec, ZkUrl) else None
+        self._master: str | None = spec if isinstance(spec, str) else None
+        self._zk_session_timeout = zk_session_timeout
+        self._follower: LeaderFollower | None = None
         info = dict(framework_info)
         info.setdefault("user", current_user())
         self._framework_info = info
@@ -245,6 +262,13 @@ class SchedulerDriver:
         self._task: asyncio.Task[None] | None = None
         self._running = False
         self._tearing_down = False
+        self._teardown_call: asyncio.Future[bytes] | None = None
+        # Why the driver itself dropped the live stream (a new leader, a redirect).
+        self._drop_reason: str | None = None
+        self._closed_cleanly = False
+        self._got_subscribed = False
+        self._stream_master: str | None = None  # the master of the live stream
+        self._stream_done = asyncio.Event()
         self._rng = random.Random()
         self._dispatch: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "SUBSCRIBED": self._on_subscribed,
@@ -263,9 +287,17 @@ class SchedulerDriver:
     # ------------------------------------------------------------------ state
 
     @property
-    def master(self) -> str:
-        """The master the driver talks to now (``host:port``; follows redirects)."""
+    def master(self) -> str | None:
+        """The master the driver talks to now (``host:port``; follows redirects and
+        ZooKeeper); None while ZooKeeper names no leader."""
         return self._master
+
+    @property
+    def _master_name(self) -> str:
+        """The master for messages: the address, or the ZooKeeper group before one."""
+        if self._master is not None:
+            return self._master
+        return self._zk.redacted() if self._zk is not None else "(none)"
 
     @property
     def framework_id(self) -> str | None:
@@ -342,7 +374,7 @@ class SchedulerDriver:
         if self._task is not None and self._task.done():
             self._task.result()  # raises what ended it
             raise SchedulerError("The driver stopped before subscribing")
-        raise TimeoutError(f"Not subscribed to {self._master} after {timeout}s")
+        raise TimeoutError(f"Not subscribed to {self._master_name} after {timeout}s")
 
     async def stop(self) -> None:
         """Close the stream and stop reconnecting. The framework is not torn down.
@@ -366,30 +398,117 @@ class SchedulerDriver:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
         )
         failures = 0
+        changes = 0
         try:
             while not self._stopping:
-                reason, was_subscribed = await self._subscribe_once()
+                reason: str | None = None
+                was_subscribed = False
+                if self._zk is not None:
+                    reason = await self._find_leader()
+                where = self._master_name
+                if reason is None:
+                    reason, was_subscribed = await self._subscribe_once()
+                    where = self._stream_master or where
                 if self._stopping:
                     break
-                log.warning("Scheduler stream from %s ended: %s", self._master, reason)
+                if self._follower is not None and self._follower.changes != changes:
+                    changes = self._follower.changes
+                    failures = 0  # a new leader is a fresh start
+                log.warning("Scheduler stream from %s ended: %s", where, reason)
                 failures = 1 if was_subscribed else failures + 1
                 if was_subscribed:
                     await self._handler.on_disconnected(self, reason)
-                if failures > self._max_reconnects:
-                    raise DisconnectedError(self._master, failures, reason)
+                if self._give_up(failures):
+                    raise DisconnectedError(self._master_name, failures, reason)
                 await self._sleep_backoff(failures)
         finally:
             self._subscribed.clear()
             self._stream_id = None
+            call = self._teardown_call
+            if call is not None and not call.done():
+                # Closing the session would cut the TEARDOWN still waiting for its
+                # answer (the master closes our stream before it answers).
+                await asyncio.wait({call}, timeout=self._call_timeout)
             session, self._session = self._session, None
             await session.close()
+            follower, self._follower = self._follower, None
+            if follower is not None:
+                await follower.stop()
             self._running = False
 
+    def _give_up(self, failures: int) -> bool:
+        if failures <= self._max_reconnects:
+            return False
+        if self._follower is None:
+            return True
+        # A SIGKILLed leader stays in ZooKeeper until its session expires: keep
+        # trying at least that long after the last change before giving up.
+        quiet = asyncio.get_running_loop().time() - self._follower.changed_at
+        return quiet > self._zk_session_timeout + self._connect_timeout
+
     async def _sleep_backoff(self, failures: int) -> None:
+        """Back off before the next attempt; a stop or a new leader cuts it short."""
         delay = min(self._backoff_max, self._backoff * 2 ** (failures - 1))
         delay *= 0.5 + self._rng.random() / 2
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop_requested.wait(), delay)
+        await self._pause(delay)
+
+    async def _pause(self, timeout: float) -> None:
+        """Sleep up to ``timeout``; a stop or a change of leader ends it early."""
+        waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._stop_requested.wait())}
+        if self._follower is not None:
+            waits.add(asyncio.ensure_future(self._follower.changed.wait()))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+
+    # ------------------------------------------------------------------ ZooKeeper
+
+    async def _find_leader(self) -> str | None:
+        """Point ``_master`` at the leader ZooKeeper names; why not, if it cannot.
+
+        Waits up to ``connect_timeout`` for a leader to appear (each such wait is one
+        failed attempt, so a group that stays empty ends in DisconnectedError).
+        """
+        assert self._zk is not None
+        if self._follower is None:
+            follower = LeaderFollower(
+                self._zk, session_timeout=self._zk_session_timeout,
+                on_change=self._on_leader_change,
+            )
+            try:
+                await follower.start(self._connect_timeout)
+            except ZOOKEEPER_ERRORS as exc:
+                await follower.stop()
+                return f"cannot reach ZooKeeper at {self._zk.redacted()}: " + (
+                    str(exc) or type(exc).__name__)
+            self._follower = follower
+        follower = self._follower
+        if follower.address is None:
+            log.info("Waiting for a leading master in %s", self._zk.redacted())
+            await self._pause(self._connect_timeout)
+            if follower.address is None:
+                return (f"no leading master in {self._zk.redacted()} "
+                        f"for {self._connect_timeout:g}s")
+        self._master = follower.address
+        return None
+
+    def _on_leader_change(self, address: str | None) -> None:
+        """ZooKeeper names another leader (or none): leave the master we are on (or
+        are subscribing at; the next attempt asks the follower again)."""
+        if (address is not None and address == self._master) or self._stopping:
+            return
+        self._drop(f"leading master changed to {address or 'none'}")
+
+    def _drop(self, reason: str) -> None:
+        """End the live stream; the run loop re-subscribes (at the new leader)."""
+        if self._drop_reason is None:
+            self._drop_reason = reason
+        self._subscribed.clear()
+        self._stream_id = None
+        if self._response is not None:
+            self._response.close()
 
     # ------------------------------------------------------------------ the stream
 
@@ -409,10 +528,14 @@ class SchedulerDriver:
         refusals that retrying cannot fix (a 4xx to SUBSCRIBE) raise :class:`CallError`.
         """
         self._subscribed.clear()
+        self._drop_reason = None
+        self._closed_cleanly = False
+        self._got_subscribed = False
+        self._stream_master = None
         try:
             async with asyncio.timeout(self._connect_timeout):
                 response = await self._post(_json_encode(self._subscribe_body()), "SUBSCRIBE")
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError, SchedulerError) as exc:
             return f"cannot subscribe at {self._master}: {exc or type(exc).__name__}", False
         if response.status != 200:
             text = await _read_text(response)
@@ -420,17 +543,23 @@ class SchedulerDriver:
             if 400 <= response.status < 500:
                 raise CallError("SUBSCRIBE", response.status, text)
             return f"SUBSCRIBE answered {response.status} {text.strip()}", False
+        if self._drop_reason is not None:  # the leader changed while we connected
+            response.close()
+            return self._drop_reason, False
         self._response = response
+        self._stream_master = self._master
+        self._stream_done = asyncio.Event()
         self._stream_id = response.headers.get("Mesos-Stream-Id")
         try:
             await self._read_stream(response)
         except _StreamEnded as ended:
-            return str(ended), self._subscribed.is_set()
+            return self._drop_reason or str(ended), self._got_subscribed
         finally:
             self._response = None
             self._stream_id = None
             response.close()
-        return "stopped", self._subscribed.is_set()
+            self._stream_done.set()
+        return self._drop_reason or "stopped", self._got_subscribed
 
     def _read_timeout(self) -> float:
         if not self._subscribed.is_set():
@@ -439,7 +568,7 @@ class SchedulerDriver:
 
     async def _read_stream(self, response: aiohttp.ClientResponse) -> None:
         decoder = Decoder()
-        while not self._stopping:
+        while not self._stopping and self._drop_reason is None:
             timeout = self._read_timeout()
             try:
                 async with asyncio.timeout(timeout):
@@ -449,6 +578,7 @@ class SchedulerDriver:
             except (aiohttp.ClientError, OSError) as exc:
                 raise _StreamEnded(f"stream failed: {exc or type(exc).__name__}") from None
             if not chunk:
+                self._closed_cleanly = self._drop_reason is None
                 raise _StreamEnded("stream closed by the master")
             try:
                 records = decoder.feed(chunk)
@@ -463,6 +593,8 @@ class SchedulerDriver:
                     await self._dispatch_event(event)
                 if self._stopping:
                     return
+                if self._drop_reason is not None:
+                    raise _StreamEnded(self._drop_reason)
 
     async def _dispatch_event(self, event: dict[str, Any]) -> None:
         event_type = str(event.get("type", "UNKNOWN"))
@@ -470,7 +602,16 @@ class SchedulerDriver:
         if handler is None:
             log.debug("Ignoring scheduler event of type %s", event_type)
             return
-        await handler(event)
+        try:
+            await handler(event)
+        except Exception as exc:
+            if self._stopping or not _is_call_failure(exc):
+                raise
+            # A call the handler made could not reach the master, or the master no
+            # longer leads: re-subscribe (where the leader is now) instead of failing.
+            # The master re-offers, and agents resend unacknowledged updates.
+            raise _StreamEnded(f"{event_type} handler's call failed: "
+                               f"{exc or type(exc).__name__}") from exc
 
     async def _on_subscribed(self, event: dict[str, Any]) -> None:
         subscribed = _event_payload(event, "subscribed")
@@ -481,6 +622,7 @@ class SchedulerDriver:
         if interval:
             self.heartbeat_interval = float(interval)
         self.master_info = subscribed.get("master_info")
+        self._got_subscribed = True
         self._subscribed.set()
         log.info("Subscribed to %s as framework %s", self._master, self._framework_id)
         await self._handler.on_subscribed(self, subscribed)
@@ -538,13 +680,21 @@ class SchedulerDriver:
     # ------------------------------------------------------------------ HTTP
 
     async def _post(self, body: bytes, call_type: str) -> aiohttp.ClientResponse:
-        """POST to the master, following redirects to the leader; the caller reads."""
+        """POST to the master, following redirects to the leader; the caller reads.
+
+        SUBSCRIBE follows ``307``s; any other call answered ``307`` was sent on a
+        subscription to a master that no longer leads, so the subscription is dropped
+        (the run loop makes it again at the leader) and the call raises
+        :class:`NotSubscribedError`.
+        """
         if self._session is None:
             raise NotSubscribedError("The driver is not running")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if call_type != "SUBSCRIBE" and self._stream_id is not None:
             headers["Mesos-Stream-Id"] = self._stream_id
         for _ in range(self._max_redirects + 1):
+            if self._master is None:
+                raise NotSubscribedError(f"Cannot send {call_type}: no leading master known")
             response = await self._session.post(
                 f"http://{self._master}{API_PATH}",
                 data=body,
@@ -558,26 +708,42 @@ class SchedulerDriver:
             response.release()
             leader = _leader_from_location(location)
             log.info("Master %s redirected %s to %s", self._master, call_type, leader)
-            self._master = leader
+            previous, self._master = self._master, leader
+            if call_type != "SUBSCRIBE":
+                reason = f"master {previous} no longer leads (it redirected {call_type} to {leader})"
+                self._drop(reason)
+                raise NotSubscribedError(f"Cannot send {call_type}: {reason}; re-subscribing")
         raise SchedulerError(f"{call_type}: more than {self._max_redirects} redirects")
 
     async def call(self, call_type: str, payload: Mapping[str, Any] | None = None) -> bytes:
         """Send one call (``{"type", "framework_id", "<type>": payload}``); return the body.
 
-        Raises :class:`NotSubscribedError` without a live subscription and
-        :class:`CallError` on an HTTP status other than 200/202.
+        Raises :class:`NotSubscribedError` without a live subscription (or when the
+        master turns out not to lead: the driver then re-subscribes at the leader),
+        :class:`CallError` on an HTTP status other than 200/202, and aiohttp's
+        errors, ``OSError`` or ``TimeoutError`` when the master cannot be reached.
         """
         if self._stream_id is None or self._framework_id is None:
             raise NotSubscribedError(f"Cannot send {call_type}: not subscribed")
         body: dict[str, Any] = {"type": call_type, "framework_id": {"value": self._framework_id}}
         if payload is not None:
             body[call_type.lower()] = payload
-        async with asyncio.timeout(self._call_timeout):
-            response = await self._post(_json_encode(body), call_type)
-            try:
-                data = await response.read()
-            finally:
-                response.release()
+        try:
+            async with asyncio.timeout(self._call_timeout):
+                response = await self._post(_json_encode(body), call_type)
+                try:
+                    data = await response.read()
+                finally:
+                    response.release()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            # Marks it as the driver's (see _dispatch_event), and says which call.
+            exc.add_note(f"{_CALL_NOTE} {call_type} to master {self._master_name}")
+            raise
+        if response.status == 503:
+            # "No leader known": this master does not lead (any more).
+            reason = f"master {self._master_name} answered {call_type} with 503"
+            self._drop(reason)
+            raise NotSubscribedError(f"Cannot send {call_type}: {reason}; re-subscribing")
         if response.status not in (200, 202):
             raise CallError(call_type, response.status, data.decode("utf-8", "replace"))
         return data
@@ -693,12 +859,31 @@ class SchedulerDriver:
         # Mark the end first: the master closes the stream once the call lands,
         # and that must not look like a stream loss to reconnect from.
         self._tearing_down = True
+        call = asyncio.ensure_future(self.call("TEARDOWN"))
+        call.add_done_callback(_retrieve)  # read here, unless our caller was cancelled
+        self._teardown_call = call  # run() lets it finish before closing the session
         try:
-            await self.call("TEARDOWN")
+            await asyncio.shield(call)
+        except aiohttp.ServerDisconnectedError:
+            # The request went out and the connection closed unanswered. If our stream
+            # was closed cleanly too, the master removed the framework: done.
+            if not await self._closed_by_master():
+                self._tearing_down = False
+                raise
+            log.info("TEARDOWN: the master closed the connection after closing our "
+                     "stream; the framework is removed")
         except BaseException:
             self._tearing_down = False
             raise
+        finally:
+            self._teardown_call = None
         await self.stop()
+
+    async def _closed_by_master(self) -> bool:
+        """Whether the live stream ends (within ``call_timeout``) with a clean close."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stream_done.wait(), self._call_timeout)
+        return self._stream_done.is_set() and self._closed_cleanly
 
     async def update_framework(
         self,
@@ -717,6 +902,12 @@ class SchedulerDriver:
         if self._suppressed_roles:
             payload["suppressed_roles"] = list(self._suppressed_roles)
         await self.call("UPDATE_FRAMEWORK", payload)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (its owner reports it, or has gone)."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _read_text(response: aiohttp.ClientResponse) -> str:
