@@ -16,8 +16,8 @@ from mesos import __version__
 from mesos.errors import ForbiddenError, NotFoundError, ValidationError
 from mesos.http.streaming import EventStream
 from mesos.master.accept import resources_of
-from mesos.master.base import MasterBase
 from mesos.master.events import event
+from mesos.master.maintenance import MaintenanceMixin
 from mesos.master.registrar import info_json
 from mesos.master.registry import AdmitAgent, MarkAgentGone, MarkAgentUnreachable
 from mesos.master.state import Agent, Framework, Task, UnreachableAgent
@@ -67,7 +67,7 @@ def task_role(framework: Framework, resources: Resources) -> str:
     return framework.roles[0] if framework.roles else "*"
 
 
-class AgentsMixin(MasterBase):
+class AgentsMixin(MaintenanceMixin):
     # ------------------------------------------------------------------ registration
 
     def register_agent(self, stream: EventStream, body: Any) -> Agent:
@@ -83,6 +83,12 @@ class AgentsMixin(MasterBase):
         if agent_id and agent_id in self.registrar.registry.gone:
             # As Mesos: the agent is told to shut down rather than retry forever.
             message = f"Agent {agent_id} has been marked gone"
+            stream.send(event("SHUTDOWN", {"message": message}))
+            raise ValidationError(message)
+        address_ip = body.address_ip or self._peer_ip(stream)
+        if self.machine_down(info.hostname, address_ip):
+            # As Mesos: an agent on a machine under maintenance is told to shut down.
+            message = f"Machine '{info.hostname}' ({address_ip}) is DOWN for maintenance"
             stream.send(event("SHUTDOWN", {"message": message}))
             raise ValidationError(message)
         existing = self.agents.get(agent_id) if agent_id else None
@@ -102,7 +108,7 @@ class AgentsMixin(MasterBase):
             # agent (a later issue), so keep that view when the shape is the same.
             if existing.total.to_unreserved() == report.total.to_unreserved():
                 report.total = existing.total
-        pid = f"slave(1)@{body.address_ip or self._peer_ip(stream)}:{info.port or 5051}"
+        pid = f"slave(1)@{address_ip}:{info.port or 5051}"
         agent = Agent(
             id=agent_id, info=info, pid=pid, total=report.total,
             version=body.version or __version__,
@@ -119,6 +125,7 @@ class AgentsMixin(MasterBase):
         used = self._adopt_reported(agent, report, existing, was_unreachable, now)
         self.allocator.add_agent(agent_id, report.total, used,
                                  domain=codec.to_builtins(info.domain) if info.domain else None)
+        self._apply_unavailability(agent, fresh=True)
         # Nothing is offered, and the agent hears SUBSCRIBED, only once it is admitted
         # in the registry.
         self.allocator.deactivate_agent(agent_id)
@@ -140,7 +147,8 @@ class AgentsMixin(MasterBase):
         if agent.id in self.registrar.registry.gone:
             return  # marked gone while its admission was queued; that removes it
         agent.active = True
-        self.allocator.activate_agent(agent.id)
+        if self._admitted_maintenance(agent):
+            self.allocator.activate_agent(agent.id)
         stream.send(event("SUBSCRIBED", {
             "agent_id": {"value": agent.id},
             "ping_interval_seconds": float(self.flags.agent_ping_timeout),
@@ -156,6 +164,7 @@ class AgentsMixin(MasterBase):
             if task_id in agent.tasks.get(framework_id, {}):
                 agent.send(event("KILL_TASK", {"framework_id": {"value": framework_id},
                                                "task_id": {"value": task_id}}))
+        self._publish_agent_added(agent)
         self.wake_allocator()
 
     @staticmethod
@@ -264,6 +273,7 @@ class AgentsMixin(MasterBase):
             )
             task.statuses.append(status)
             agent.reregistered_updates.append((framework.id, status))
+            self._publish_task_updated(task, status)
         return task
 
     def _lose_unreported(self, existing: Agent, reported: set[tuple[str, str]], now: float) -> None:
@@ -381,6 +391,9 @@ class AgentsMixin(MasterBase):
             if agent_id == agent.id:
                 del self.inverse_offers[offer_id]
         self.unreachable_agents[agent.id] = UnreachableAgent(id=agent.id, info=agent.info, time=now)
+        self.agent_windows.pop(agent.id, None)
+        self.inverse_offer_statuses.pop(agent.id, None)
+        self._publish_agent_removed(agent.id)
         self.counters.inc("master/slave_unreachable_completed")
         self.counters.inc("master/slave_removals")
         self.wake_allocator()
@@ -438,6 +451,10 @@ class AgentsMixin(MasterBase):
                 if owner == agent_id:
                     del self.inverse_offers[offer_id]
             self.counters.inc("master/slave_removals")
+            self.agent_windows.pop(agent_id, None)
+            self.inverse_offer_statuses.pop(agent_id, None)
+            self._publish_agent_removed(agent_id)
+        self.drains.pop(agent_id, None)
         self.unreachable_agents.pop(agent_id, None)
         self.recovered_agents.pop(agent_id, None)
         for framework in self.frameworks.values():
@@ -470,6 +487,7 @@ class AgentsMixin(MasterBase):
             # Forward anyway so the scheduler can acknowledge it and the agent stops retrying.
             framework.send(event("UPDATE", {"status": status}))
             return
+        self._drain_status(agent, status)
         self._apply_status(task, status)
         task.unacked_uuid = status.uuid
         if task.terminal:
@@ -479,6 +497,7 @@ class AgentsMixin(MasterBase):
         framework.send(event("UPDATE", {"status": status}))
         self.counters.inc("master/valid_status_updates")
         self.counters.inc(f"master/messages_status_update_{status.state.lower()}")
+        self._check_drained(agent)
 
     def executor_message(self, agent: Agent, body: Any) -> None:
         framework = self.frameworks.get(body.framework_id.value)

@@ -1,16 +1,22 @@
-"""``POST /api/v1`` on the master: the operator calls this master has so far.
+"""``POST /api/v1`` on the master: the v1 operator calls, and the legacy endpoints
+that share their code.
 
 Weights and quota (GET_/UPDATE_WEIGHTS, GET_/UPDATE_QUOTA), the informational
-calls (GET_HEALTH, GET_VERSION, GET_FLAGS), the state (GET_STATE, GET_AGENTS,
-GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS), and MARK_AGENT_GONE. Weight and quota
-updates, and agents marked gone, are written to the registry before they are answered,
-so a restarted master keeps them. Other calls answer 501.
+calls (GET_HEALTH, GET_VERSION, GET_FLAGS, GET_METRICS, GET_/SET_LOGGING_LEVEL), the
+state (GET_STATE, GET_AGENTS, GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS, GET_ROLES),
+the event stream (SUBSCRIBE), maintenance (GET_/UPDATE_MAINTENANCE_SCHEDULE,
+GET_MAINTENANCE_STATUS, START_/STOP_MAINTENANCE), one agent at a time (DRAIN_AGENT,
+DEACTIVATE_AGENT, REACTIVATE_AGENT, MARK_AGENT_GONE) and TEARDOWN. Every change is
+written to the registry before it is answered, so a restarted master keeps it; bad
+input answers 400 naming what is wrong and changes nothing. Other calls answer 501.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 from typing import Any
 
 from aiohttp import web
@@ -19,9 +25,14 @@ from mesos import __version__
 from mesos.allocator import Quota, QuotaError
 from mesos.http import responses
 from mesos.http.keys import MASTER
-from mesos.master import operator_views
+from mesos.http.streaming import EventStream
+from mesos.master import operator_views, views
+from mesos.master.events import event
+from mesos.master.maintenance import parse_machines, parse_schedule
+from mesos.master.operator_stream import subscribed
 from mesos.master.registry import QuotaRecord, UpdateQuota, UpdateWeights
 from mesos.master.service import Master, validate_role
+from mesos.v1.enums import TERMINAL_STATES
 
 # Read-only calls answered from the master's state (v1 shapes).
 _READ_CALLS = {
@@ -30,7 +41,10 @@ _READ_CALLS = {
     "GET_FRAMEWORKS": operator_views.get_frameworks,
     "GET_TASKS": operator_views.get_tasks,
     "GET_EXECUTORS": operator_views.get_executors,
+    "GET_ROLES": operator_views.get_roles,
 }
+
+_NANOS = 1_000_000_000
 
 
 def _field(body: dict[str, Any], call: str, name: str) -> Any:
@@ -146,7 +160,7 @@ async def update_quota(master: Master, configs: Any) -> None:
     await asyncio.shield(persist_then_record())
 
 
-async def operator_api(request: web.Request) -> web.Response:
+async def operator_api(request: web.Request) -> web.StreamResponse:
     refusal = responses.check_post_json(request)
     if refusal is not None:
         return refusal
@@ -189,6 +203,10 @@ async def operator_api(request: web.Request) -> web.Response:
         if call == "UPDATE_QUOTA":
             await update_quota(master, _field(body, "update_quota", "quota_configs"))
             return web.Response(status=200)
+        if call == "SUBSCRIBE":
+            return await subscribe(request, master)
+        if call in _CALLS:
+            return await _CALLS[call](master, body)
     except ValueError as exc:
         return responses.bad_request(str(exc))
     return responses.text(501, f"Operator call {call} is not available on this master yet")
@@ -207,3 +225,274 @@ async def legacy_weights(request: web.Request) -> web.Response:
 
 async def legacy_quota(request: web.Request) -> web.Response:
     return web.json_response(quota_json(request.app[MASTER]))
+
+
+# ---------------------------------------------------------------------- SUBSCRIBE
+
+
+async def subscribe(request: web.Request, master: Master) -> web.StreamResponse:
+    """The operator event stream: SUBSCRIBED (the whole state), HEARTBEAT, then the
+    events the master publishes, each a RecordIO record of JSON."""
+    if not responses.accepts_json(request):
+        return responses.text(406, "Expecting 'Accept' to allow application/json")
+    interval = float(master.flags.heartbeat_interval)
+    stream = EventStream(request, heartbeat=event("HEARTBEAT"), heartbeat_interval=interval,
+                         on_close=master.operator_streams.remove)
+    await stream.prepare()
+    # Snapshot and subscription in one step on the loop: no event falls between them.
+    stream.send(event("SUBSCRIBED", subscribed(master, interval)))
+    stream.send(event("HEARTBEAT"))
+    master.operator_streams.add(stream)
+    return await stream.run()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _sub(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """The call's sub-message, which must be present and an object."""
+    sub = body.get(key)
+    if not isinstance(sub, dict):
+        raise ValueError(f"Expecting '{key}' to be present")
+    return sub
+
+
+def _agent_id(body: dict[str, Any], key: str) -> str:
+    agent = _sub(body, key).get("agent_id")
+    value = agent.get("value") if isinstance(agent, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"Expecting '{key}.agent_id' to be present")
+    return value
+
+
+def _duration(value: Any, where: str) -> float:
+    """A ``DurationInfo`` (``{"nanoseconds": N}``) or a v1 ``Duration``
+    (``{"seconds": S, "nanos": N}``) in seconds; never negative."""
+    if not isinstance(value, dict):
+        raise ValueError(f"'{where}' must be a duration object")
+    try:
+        if "nanoseconds" in value:
+            seconds = int(value["nanoseconds"]) / _NANOS
+        else:
+            seconds = int(value.get("seconds", 0)) + int(value.get("nanos", 0)) / _NANOS
+    except (TypeError, ValueError):
+        raise ValueError(f"'{where}' is not a valid duration: {value!r}") from None
+    if seconds < 0:
+        raise ValueError(f"'{where}' must not be negative")
+    return seconds
+
+
+# ---------------------------------------------------------------------- maintenance
+
+
+async def _get_schedule(master: Master, body: dict[str, Any]) -> web.Response:
+    return _ok("GET_MAINTENANCE_SCHEDULE", {"schedule": master.schedule_json()})
+
+
+async def _update_schedule(master: Master, body: dict[str, Any]) -> web.Response:
+    sub = _sub(body, "update_maintenance_schedule")
+    windows = parse_schedule(sub.get("schedule"), "update_maintenance_schedule.schedule")
+    await master.update_schedule(windows)
+    return web.Response(status=200)
+
+
+async def _get_status(master: Master, body: dict[str, Any]) -> web.Response:
+    return _ok("GET_MAINTENANCE_STATUS", {"status": master.maintenance_status()})
+
+
+async def _start(master: Master, body: dict[str, Any]) -> web.Response:
+    machines = parse_machines(_sub(body, "start_maintenance").get("machines"),
+                              "start_maintenance.machines")
+    await master.start_maintenance(machines)
+    return web.Response(status=200)
+
+
+async def _stop(master: Master, body: dict[str, Any]) -> web.Response:
+    machines = parse_machines(_sub(body, "stop_maintenance").get("machines"),
+                              "stop_maintenance.machines")
+    await master.stop_maintenance(machines)
+    return web.Response(status=200)
+
+
+# ---------------------------------------------------------------------- one agent
+
+
+async def _drain(master: Master, body: dict[str, Any]) -> web.Response:
+    agent_id = _agent_id(body, "drain_agent")
+    sub = _sub(body, "drain_agent")
+    grace = None
+    if sub.get("max_grace_period") is not None:
+        grace = _duration(sub["max_grace_period"], "drain_agent.max_grace_period")
+    mark_gone = sub.get("mark_gone", False)
+    if not isinstance(mark_gone, bool):
+        raise ValueError("'drain_agent.mark_gone' must be true or false")
+    await master.drain_agent(agent_id, grace, mark_gone)
+    return web.Response(status=200)
+
+
+async def _deactivate(master: Master, body: dict[str, Any]) -> web.Response:
+    await master.deactivate_agent(_agent_id(body, "deactivate_agent"))
+    return web.Response(status=200)
+
+
+async def _reactivate(master: Master, body: dict[str, Any]) -> web.Response:
+    await master.reactivate_agent(_agent_id(body, "reactivate_agent"))
+    return web.Response(status=200)
+
+
+async def _teardown(master: Master, body: dict[str, Any]) -> web.Response:
+    framework = _sub(body, "teardown").get("framework_id")
+    framework_id = framework.get("value") if isinstance(framework, dict) else None
+    if not isinstance(framework_id, str) or not framework_id:
+        raise ValueError("Expecting 'teardown.framework_id' to be present")
+    target = master.frameworks.get(framework_id)
+    if target is None:
+        raise ValueError(f"Unknown framework {framework_id}")
+    await master.teardown(target)
+    return web.Response(status=200)
+
+
+# ---------------------------------------------------------------------- logging, metrics
+
+
+def _base_level(master: Master) -> int:
+    level = getattr(logging, str(master.flags.logging_level).upper(), logging.INFO)
+    return level if isinstance(level, int) else logging.INFO
+
+
+def _set_verbosity(master: Master, level: int) -> None:
+    """glog verbosity onto Python logging: 0 is the --logging_level; above it, DEBUG."""
+    master.logging_verbosity = level
+    logging.getLogger().setLevel(logging.DEBUG if level > 0 else _base_level(master))
+
+
+async def _get_logging(master: Master, body: dict[str, Any]) -> web.Response:
+    return _ok("GET_LOGGING_LEVEL", {"level": master.logging_verbosity})
+
+
+async def _set_logging(master: Master, body: dict[str, Any]) -> web.Response:
+    sub = _sub(body, "set_logging_level")
+    level = sub.get("level")
+    if isinstance(level, str) and level.isdigit():
+        level = int(level)
+    if not isinstance(level, int) or isinstance(level, bool) or level < 0:
+        raise ValueError(f"'set_logging_level.level' must be a non-negative integer, not {level!r}")
+    if sub.get("duration") is None:
+        raise ValueError("Expecting 'set_logging_level.duration' to be present")
+    duration = _duration(sub["duration"], "set_logging_level.duration")
+    if master.logging_revert is not None:
+        master.logging_revert.cancel()
+    _set_verbosity(master, level)
+    # As Mesos: the change lasts `duration`, then the original level is back.
+    master.logging_revert = asyncio.get_running_loop().call_later(
+        duration, _set_verbosity, master, 0)
+    return web.Response(status=200)
+
+
+async def _get_metrics(master: Master, body: dict[str, Any]) -> web.Response:
+    sub = body.get("get_metrics")
+    if sub is not None:
+        if not isinstance(sub, dict):
+            raise ValueError("'get_metrics' must be an object")
+        if sub.get("timeout") is not None:
+            _duration(sub["timeout"], "get_metrics.timeout")
+    snapshot = views.metrics(master)
+    return _ok("GET_METRICS", {"metrics": [{"name": k, "value": v}
+                                           for k, v in sorted(snapshot.items())]})
+
+
+_CALLS: dict[str, Any] = {
+    "GET_MAINTENANCE_SCHEDULE": _get_schedule,
+    "UPDATE_MAINTENANCE_SCHEDULE": _update_schedule,
+    "GET_MAINTENANCE_STATUS": _get_status,
+    "START_MAINTENANCE": _start,
+    "STOP_MAINTENANCE": _stop,
+    "DRAIN_AGENT": _drain,
+    "DEACTIVATE_AGENT": _deactivate,
+    "REACTIVATE_AGENT": _reactivate,
+    "TEARDOWN": _teardown,
+    "GET_LOGGING_LEVEL": _get_logging,
+    "SET_LOGGING_LEVEL": _set_logging,
+    "GET_METRICS": _get_metrics,
+}
+
+
+# ---------------------------------------------------------------------- legacy endpoints
+
+
+async def _legacy(request: web.Request, action: Any) -> web.Response:
+    try:
+        data = json.loads(await request.read())
+    except ValueError as exc:
+        return responses.bad_request(f"Failed to parse the body as JSON: {exc}")
+    try:
+        await action(data)
+    except ValueError as exc:
+        return responses.bad_request(str(exc))
+    return web.Response(status=200)
+
+
+async def legacy_roles(request: web.Request) -> web.Response:
+    return web.json_response(operator_views.legacy_roles(request.app[MASTER]))
+
+
+async def legacy_schedule(request: web.Request) -> web.Response:
+    """``/master/maintenance/schedule``: GET the Schedule JSON, POST a new one."""
+    master = request.app[MASTER]
+    if request.method == "GET":
+        return web.json_response(master.schedule_json())
+
+    async def update(data: Any) -> None:
+        await master.update_schedule(parse_schedule(data, "schedule"))
+
+    return await _legacy(request, update)
+
+
+async def legacy_status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[MASTER].maintenance_status())
+
+
+async def legacy_machine_down(request: web.Request) -> web.Response:
+    master = request.app[MASTER]
+
+    async def down(data: Any) -> None:
+        await master.start_maintenance(parse_machines(data, "machines"))
+
+    return await _legacy(request, down)
+
+
+async def legacy_machine_up(request: web.Request) -> web.Response:
+    master = request.app[MASTER]
+
+    async def up(data: Any) -> None:
+        await master.stop_maintenance(parse_machines(data, "machines"))
+
+    return await _legacy(request, up)
+
+
+_PROM_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def _terminal_count(name: str) -> bool:
+    """``master/tasks_<terminal state>``: counted (the live states are gauges)."""
+    prefix = "master/tasks_"
+    return name.startswith(prefix) and f"TASK_{name[len(prefix):].upper()}" in TERMINAL_STATES
+
+
+def prometheus_text(master: Master) -> str:
+    """The metrics snapshot in the Prometheus text format: ``master/tasks_running``
+    becomes ``mesos_master_tasks_running``; the master's counters are typed
+    ``counter``, everything else ``gauge``."""
+    counters = master.counters.snapshot()
+    lines = []
+    for name, value in sorted(views.metrics(master).items()):
+        metric = "mesos_" + _PROM_UNSAFE.sub("_", name)
+        kind = "counter" if name in counters or _terminal_count(name) else "gauge"
+        lines.append(f"# TYPE {metric} {kind}")
+        lines.append(f"{metric} {float(value)!r}")
+    return "\n".join(lines) + "\n"
+
+
+async def legacy_prometheus(request: web.Request) -> web.Response:
+    return web.Response(body=prometheus_text(request.app[MASTER]).encode(),
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

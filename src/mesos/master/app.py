@@ -14,7 +14,17 @@ from mesos.http import responses
 from mesos.http.keys import MASTER
 from mesos.master import views
 from mesos.master.api_agent import agent_api
-from mesos.master.api_operator import legacy_quota, legacy_weights, operator_api
+from mesos.master.api_operator import (
+    legacy_machine_down,
+    legacy_machine_up,
+    legacy_prometheus,
+    legacy_quota,
+    legacy_roles,
+    legacy_schedule,
+    legacy_status,
+    legacy_weights,
+    operator_api,
+)
 from mesos.master.api_scheduler import scheduler_api
 from mesos.master.service import Master
 
@@ -122,7 +132,14 @@ def build_app(master: Master) -> web.Application:
         r.add_route("GET", f"{prefix}/weights", legacy_weights)
         r.add_route("PUT", f"{prefix}/weights", legacy_weights)
         r.add_get(f"{prefix}/quota", legacy_quota)
+        r.add_route("GET", f"{prefix}/maintenance/schedule", legacy_schedule)
+        r.add_route("POST", f"{prefix}/maintenance/schedule", legacy_schedule)
+        r.add_get(f"{prefix}/maintenance/status", legacy_status)
+        r.add_get(f"{prefix}/roles", legacy_roles)
+        r.add_post(f"{prefix}/machine/down", legacy_machine_down)
+        r.add_post(f"{prefix}/machine/up", legacy_machine_up)
     r.add_get("/metrics/snapshot", metrics)
+    r.add_get("/metrics/prometheus", legacy_prometheus)
     r.add_get("/version", version)
     r.add_get("/", index)
     return app

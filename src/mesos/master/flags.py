@@ -71,4 +71,6 @@ FLAGS: list[Flag] = [
          "Interval of HEARTBEAT events on scheduler streams (Mesos' fixed 15 s)."),
     Flag("logging_level", str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
     Flag("log_dir", str, None, "Directory for the log file (default: stderr only)."),
+    Flag("max_operator_event_stream_subscribers", int, 1000,
+         "Most operator API SUBSCRIBE streams open at once; past it the oldest is closed."),
 ]

@@ -10,14 +10,14 @@ import asyncio
 import logging
 from typing import Any
 
-from mesos.master.base import MasterBase
 from mesos.master.events import event
+from mesos.master.maintenance import MaintenanceMixin
 from mesos.master.state import Framework, Offer
 
 log = logging.getLogger("mesos.master")
 
 
-class OffersMixin(MasterBase):
+class OffersMixin(MaintenanceMixin):
 
     def wake_allocator(self) -> None:
         self._allocation_wakeup.set()
@@ -79,6 +79,8 @@ class OffersMixin(MasterBase):
                 continue
             offer_id = f"{self.id}-O{next(self._offer_ids)}"
             self.inverse_offers[offer_id] = (framework.id, inverse.agent_id)
+            if framework.id not in self.inverse_offer_statuses.get(inverse.agent_id, {}):
+                self.record_inverse_offer_status(inverse.agent_id, framework.id, "UNKNOWN", now)
             by_framework.setdefault(framework.id, []).append({
                 "id": {"value": offer_id},
                 "framework_id": {"value": framework.id},
@@ -102,6 +104,8 @@ class OffersMixin(MasterBase):
             if owner[1] in self.agents:
                 self.allocator.update_inverse_offer(owner[1], framework.id, accepted,
                                                     refuse_seconds, now)
+                self.record_inverse_offer_status(owner[1], framework.id,
+                                                 "ACCEPT" if accepted else "DECLINE", now)
 
     def _offer_json(self, framework: Framework, offer: Offer) -> dict[str, Any]:
         agent = self.agents[offer.agent_id]
@@ -129,6 +133,9 @@ class OffersMixin(MasterBase):
         }
         if agent.info.domain is not None:
             body["domain"] = agent.info.domain
+        window = self.agent_windows.get(agent.id)
+        if window is not None:
+            body["unavailability"] = window.to_json()
         if multi_role:
             body["allocation_info"] = {"role": offer.role}
         return body

@@ -11,17 +11,28 @@ agents are in neither list (``/master/state`` counts the unreachable ones).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mesos.master.accept import resources_of
-from mesos.master.service import Master
+from mesos.master.registry import DrainRecord
 from mesos.master.state import Agent, Framework, Offer, Task
 from mesos.resources import Resources
 from mesos.v1 import codec
 
+if TYPE_CHECKING:
+    from mesos.master.service import Master
+
 # What every agent of this implementation can do (as /master/state says too).
 AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
                       "TASK_NO_EXECUTOR")
+
+
+def drain_json(drain: DrainRecord) -> dict[str, Any]:
+    """Mesos' ``DrainInfo``: the drain's state and the config DRAIN_AGENT gave."""
+    config: dict[str, Any] = {"mark_gone": drain.mark_gone}
+    if drain.max_grace_period is not None:
+        config["max_grace_period"] = {"nanoseconds": round(drain.max_grace_period * 1e9)}
+    return {"state": drain.state, "config": config}
 
 
 def time_info(seconds: float) -> dict[str, int]:
@@ -49,8 +60,8 @@ def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
     info["resources"] = agent.total.to_json()
     out: dict[str, Any] = {
         "agent_info": info,
-        "active": agent.active and agent.connected,
-        "deactivated": not agent.active,
+        "active": agent.active and agent.connected and agent.id not in master.deactivated_agents,
+        "deactivated": agent.id in master.deactivated_agents,
         "version": agent.version,
         "pid": agent.pid,
         "registered_time": time_info(agent.registered_time),
@@ -61,6 +72,9 @@ def agent_json(master: Master, agent: Agent) -> dict[str, Any]:
     }
     if agent.reregistered_time is not None:
         out["reregistered_time"] = time_info(agent.reregistered_time)
+    drain = master.drains.get(agent.id)
+    if drain is not None:
+        out["drain_info"] = drain_json(drain)
     return out
 
 
@@ -91,7 +105,12 @@ def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
         "recovered": framework.recovered,
         "registered_time": time_info(framework.registered_time),
         "offers": [offer_json(master, o) for o in framework.offers.values()],
-        "inverse_offers": [],
+        "inverse_offers": [
+            {"id": {"value": offer_id}, "framework_id": {"value": framework.id},
+             "agent_id": {"value": agent_id}}
+            for offer_id, (owner, agent_id) in master.inverse_offers.items()
+            if owner == framework.id
+        ],
         "allocated_resources": _sum(
             t.resources for t in framework.tasks.values() if not t.terminal).to_json(),
         "offered_resources": _sum(o.resources for o in framework.offers.values()).to_json(),
@@ -162,3 +181,88 @@ def get_state(master: Master) -> dict[str, Any]:
         "get_frameworks": get_frameworks(master),
         "get_agents": get_agents(master),
     }
+
+
+def _scalars(amounts: dict[str, float]) -> dict[str, dict[str, float]]:
+    return {name: {"value": value} for name, value in sorted(amounts.items())}
+
+
+class _RoleView:
+    """What one role holds, for GET_ROLES and ``/master/roles``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.frameworks: list[str] = []
+        self.allocated = Resources.empty()
+        self.offered = Resources.empty()
+        self.reserved = Resources.empty()
+
+
+def role_views(master: Master) -> list[_RoleView]:
+    """Every role that has a weight, a quota, a framework, resources allocated or
+    offered, or a reservation, sorted by name."""
+    roles: dict[str, _RoleView] = {}
+
+    def role(name: str) -> _RoleView:
+        if name not in roles:
+            roles[name] = _RoleView(name)
+        return roles[name]
+
+    for name in list(master.weights) + list(master.quota_configs):
+        role(name)
+    for framework in master.frameworks.values():
+        for name in framework.roles:
+            role(name).frameworks.append(framework.id)
+        for task in framework.tasks.values():
+            if not task.terminal:
+                view = role(task.role)
+                view.allocated = view.allocated + task.resources
+    for offer in master.offers.values():
+        view = role(offer.role)
+        view.offered = view.offered + offer.resources
+    for agent in master.agents.values():
+        for name, res in agent.total.reservations().items():
+            view = role(name)
+            view.reserved = view.reserved + res
+    return [roles[name] for name in sorted(roles)]
+
+
+def get_roles(master: Master) -> dict[str, Any]:
+    """``GET_ROLES``: each role with its weight, frameworks, what it holds (v1
+    resources) and its quota (guarantee, limit, and what counts against it)."""
+    out = []
+    for view in role_views(master):
+        guarantees, limits = master.quota_configs.get(view.name, ({}, {}))
+        out.append({
+            "name": view.name,
+            "weight": master.weights.get(view.name, 1.0),
+            "frameworks": [{"value": f} for f in sorted(view.frameworks)],
+            "resources": view.allocated.to_json(),
+            "allocated": view.allocated.to_json(),
+            "offered": view.offered.to_json(),
+            "reserved": view.reserved.to_json(),
+            "quota": {"role": view.name, "guarantee": _scalars(guarantees),
+                      "limit": _scalars(limits),
+                      "consumed": _scalars(view.allocated.quantities())},
+        })
+    return {"roles": out}
+
+
+def legacy_roles(master: Master) -> dict[str, Any]:
+    """``/master/roles``: the same in the legacy model (flat resource summaries, bare
+    framework ids)."""
+    out = []
+    for view in role_views(master):
+        guarantees, limits = master.quota_configs.get(view.name, ({}, {}))
+        out.append({
+            "name": view.name,
+            "weight": master.weights.get(view.name, 1.0),
+            "frameworks": sorted(view.frameworks),
+            "resources": view.allocated.summary(),
+            "allocated": view.allocated.summary(),
+            "offered": view.offered.summary(),
+            "reserved": view.reserved.summary(),
+            "quota": {"role": view.name, "guarantee": guarantees, "limit": limits,
+                      "consumed": view.allocated.quantities()},
+        })
+    return {"roles": out}

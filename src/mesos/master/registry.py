@@ -37,6 +37,30 @@ class QuotaRecord(msgspec.Struct, kw_only=True):
     limits: dict[str, float] = msgspec.field(default_factory=dict)
 
 
+class MachineRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A machine as maintenance names it: its hostname, its IP, or both."""
+
+    hostname: str | None = None
+    ip: str | None = None
+
+
+class WindowRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A maintenance window: machines unavailable from ``start`` (epoch seconds)
+    for ``duration`` seconds (None: open-ended)."""
+
+    machine_ids: list[MachineRecord]
+    start: float
+    duration: float | None = None
+
+
+class DrainRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """DRAIN_AGENT's config and how far the drain got (DRAINING, DRAINED)."""
+
+    state: str = "DRAINING"
+    max_grace_period: float | None = None
+    mark_gone: bool = False
+
+
 class Registry(msgspec.Struct, kw_only=True):
     agents: dict[str, AgentRecord] = msgspec.field(default_factory=dict)
     unreachable: dict[str, UnreachableRecord] = msgspec.field(default_factory=dict)
@@ -44,6 +68,12 @@ class Registry(msgspec.Struct, kw_only=True):
     frameworks: dict[str, FrameworkRecord] = msgspec.field(default_factory=dict)
     weights: dict[str, float] = msgspec.field(default_factory=dict)
     quotas: dict[str, QuotaRecord] = msgspec.field(default_factory=dict)
+    # Maintenance: the schedule, the machines that are DOWN, and agents the operator
+    # deactivated (DEACTIVATE_AGENT, DRAIN_AGENT) with their drain, if any.
+    schedule: list[WindowRecord] = msgspec.field(default_factory=list)
+    down_machines: list[MachineRecord] = msgspec.field(default_factory=list)
+    deactivated: list[str] = msgspec.field(default_factory=list)
+    drains: dict[str, DrainRecord] = msgspec.field(default_factory=dict)
 
     def copy(self) -> Registry:
         """A deep copy, so records read from storage are never changed in place."""
@@ -185,4 +215,87 @@ class UpdateQuota(Operation, frozen=True, kw_only=True):
             if registry.quotas.get(config.role) != record:
                 registry.quotas[config.role] = record
                 changed = True
+        return changed
+
+
+class UpdateSchedule(Operation, frozen=True, kw_only=True):
+    """Replace the maintenance schedule (already validated by the master)."""
+
+    windows: list[WindowRecord]
+
+    def apply(self, registry: Registry) -> bool:
+        new = [WindowRecord(machine_ids=list(w.machine_ids), start=w.start, duration=w.duration)
+               for w in self.windows]
+        if registry.schedule == new:
+            return False
+        registry.schedule = new
+        return True
+
+
+class StartMaintenance(Operation, frozen=True, kw_only=True):
+    """Machines go DOWN; the agents on them leave the registry."""
+
+    machines: list[MachineRecord]
+    agent_ids: list[str] = msgspec.field(default_factory=list)
+
+    def apply(self, registry: Registry) -> bool:
+        changed = False
+        for machine in self.machines:
+            if machine not in registry.down_machines:
+                registry.down_machines.append(machine)
+                changed = True
+        for agent_id in self.agent_ids:
+            changed = registry.agents.pop(agent_id, None) is not None or changed
+        return changed
+
+
+class StopMaintenance(Operation, frozen=True, kw_only=True):
+    """Machines come back UP and leave the schedule (emptied windows go too)."""
+
+    machines: list[MachineRecord]
+
+    def apply(self, registry: Registry) -> bool:
+        gone = set(self.machines)
+        down = [m for m in registry.down_machines if m not in gone]
+        windows = []
+        for window in registry.schedule:
+            kept = [m for m in window.machine_ids if m not in gone]
+            if kept:
+                windows.append(WindowRecord(machine_ids=kept, start=window.start,
+                                            duration=window.duration))
+        changed = down != registry.down_machines or windows != registry.schedule
+        registry.down_machines, registry.schedule = down, windows
+        return changed
+
+
+class DeactivateAgent(Operation, frozen=True, kw_only=True):
+    """DEACTIVATE_AGENT, or DRAIN_AGENT with its ``drain`` record (which also
+    deactivates the agent)."""
+
+    id: str
+    drain: DrainRecord | None = None
+
+    def apply(self, registry: Registry) -> bool:
+        changed = False
+        if self.id not in registry.deactivated:
+            registry.deactivated.append(self.id)
+            changed = True
+        if self.drain is not None and registry.drains.get(self.id) != self.drain:
+            registry.drains[self.id] = DrainRecord(state=self.drain.state,
+                                                   max_grace_period=self.drain.max_grace_period,
+                                                   mark_gone=self.drain.mark_gone)
+            changed = True
+        return changed
+
+
+class ReactivateAgent(Operation, frozen=True, kw_only=True):
+    """REACTIVATE_AGENT: offers again, and any drain is over."""
+
+    id: str
+
+    def apply(self, registry: Registry) -> bool:
+        changed = registry.drains.pop(self.id, None) is not None
+        if self.id in registry.deactivated:
+            registry.deactivated.remove(self.id)
+            changed = True
         return changed

@@ -26,6 +26,7 @@ from mesos.master import accept as acceptmod
 from mesos.master.agents import AgentsMixin
 from mesos.master.events import event
 from mesos.master.offers import OffersMixin
+from mesos.master.operator_stream import OperatorStreams
 from mesos.master.registrar import RegistrarMixin, info_json
 from mesos.master.registry import AddFramework, RemoveFramework
 from mesos.master.state import (
@@ -97,7 +98,13 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
         self.allocator = self._load_allocator(flags)
         self.allocator.update_weights(self.weights)
         self.recovered_agents: dict[str, v1.AgentInfo] = {}
+        self.operator_streams = OperatorStreams(flags.max_operator_event_stream_subscribers)
+        # SET_LOGGING_LEVEL: the verbosity in force, and the timer that reverts it.
+        self.logging_verbosity = 0
+        self.logging_revert: asyncio.TimerHandle | None = None
+        self._init_maintenance()
         self._open_registry()
+        self._restore_maintenance(self.registrar.registry)
         self._allocation_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -170,6 +177,9 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
             except asyncio.CancelledError:
                 pass
         await self._close_registry()
+        self.operator_streams.close_all()
+        if self.logging_revert is not None:
+            self.logging_revert.cancel()
         for framework in self.frameworks.values():
             if framework.stream is not None:
                 framework.stream.close()
@@ -216,6 +226,7 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
             request_stream.send(event("ERROR", {"message": "Framework has been removed"}))
             request_stream.close()
             return None
+        is_new = framework is None
         if framework is None:
             if not framework_id:
                 framework_id = f"{self.id}-{next(self._framework_ids):04d}"
@@ -236,13 +247,15 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
         # Offers wait until the framework is in the registry; SUBSCRIBED says it is.
         self.allocator.deactivate_framework(framework.id)
         self._persist(AddFramework(id=framework.id, info=info_json(framework.info)),
-                      then=lambda: self._subscribed(framework, request_stream))
+                      then=lambda: self._subscribed(framework, request_stream, is_new))
         return framework
 
-    def _subscribed(self, framework: Framework, request_stream: EventStream) -> None:
+    def _subscribed(self, framework: Framework, request_stream: EventStream,
+                    is_new: bool = False) -> None:
         if framework.stream is not request_stream or request_stream.closed:
             return  # the subscription ended (or failed over) before it was durable
         framework.active = True
+        self._publish_framework("FRAMEWORK_ADDED" if is_new else "FRAMEWORK_UPDATED", framework)
         request_stream.send(
             event(
                 "SUBSCRIBED",
@@ -328,6 +341,7 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
         for offer in list(framework.offers.values()):
             self._remove_offer(offer, rescind=False, recover=True)
         timeout = float(framework.info.failover_timeout or 0.0)
+        self._publish_framework("FRAMEWORK_UPDATED", framework)
         log.info("Framework %s disconnected; failover timeout %.1fs", framework.id, timeout)
         framework.failover_timer = self._later(timeout, self._failover_expired, framework.id)
 
@@ -391,6 +405,7 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
         self.removed_framework_ids.add(framework.id)
         self._persist(RemoveFramework(id=framework.id))
         self.completed_frameworks.append(framework)
+        self._publish_framework_removed(framework)
         excess = len(self.completed_frameworks) - int(self.flags.max_completed_frameworks)
         if excess > 0:
             del self.completed_frameworks[:excess]
@@ -515,6 +530,7 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
             exec_id = executor.executor_id.value
             framework.executors.setdefault(agent.id, {})[exec_id] = executor
             agent.executors.setdefault(framework.id, {})[exec_id] = executor
+        self._publish_task_added(task)
         log.info("Launching task %s of framework %s on agent %s", task.id, framework.id, agent.id)
 
     def decline(self, framework: Framework, body: sched.Decline) -> None:
@@ -722,6 +738,7 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
             agent = self.agents.get(agent_id)
             if agent is not None:
                 agent.send(event("UPDATE_FRAMEWORK", {"framework_info": info}))
+        self._publish_framework("FRAMEWORK_UPDATED", framework)
         self.wake_allocator()
 
     # ------------------------------------------------------------------ tasks
@@ -734,6 +751,7 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
         task.statuses.append(status)
         if len(task.statuses) > 50:
             del task.statuses[1:-49]
+        self._publish_task_updated(task, status)
 
     def _master_status(
         self, task: Task, state: TaskState, reason: TaskStatusReason, message: str, now: float
