@@ -37,9 +37,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -91,12 +91,13 @@ class Daemon:
             assert self.proc is not None
             self.proc.send_signal(sig)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, sig: int | None = None) -> None:
+        """``sig`` (SIGTERM by default), then SIGKILL after ``timeout``."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM if sig is None else sig)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -115,8 +116,39 @@ class Daemon:
             return ""
 
 
+def reap_executors(agent_args: list[str]) -> int:
+    """SIGKILL the sessions of executors an agent started that outlived it (the agent
+    was SIGKILLed, or stopped with SIGTERM) and still run. They are found from the
+    agent's checkpointed pids; a pid whose start time differs was reused by someone
+    else and is left alone. Returns how many sessions were killed."""
+    from mesos.agent.checkpoint import same_process
+    from mesos.agent.launcher import kill_session
+
+    work_dir = next((a.split("=", 1)[1] for a in agent_args if a.startswith("--work_dir=")), None)
+    if work_dir is None:
+        return 0
+    killed = 0
+    for pid_file in Path(work_dir, "meta").glob(
+            "slaves/*/frameworks/*/executors/*/runs/*/pids/forked.pid"):
+        try:
+            fields = pid_file.read_text().split()
+            pid = int(fields[0])
+            start = int(fields[1]) if len(fields) > 1 else None
+        except (OSError, ValueError, IndexError):
+            continue
+        if start is not None and same_process(pid, start):
+            kill_session(pid)
+            killed += 1
+    return killed
+
+
 class Cluster:
-    """A master and ``agents`` agents as real processes on 127.0.0.1."""
+    """A master and ``agents`` agents as real processes on 127.0.0.1.
+
+    ``master_ip`` moves the master to another local address (the host end of a
+    test's veth pair, say), so that an agent started with :meth:`add_agent`'s
+    ``prefix``/``ip`` inside a network namespace can reach it.
+    """
 
     def __init__(
         self,
@@ -126,27 +158,34 @@ class Cluster:
         agent_resources: str | None = "cpus:4;mem:4096;disk:4096;ports:[31000-32000]",
         master_flags: list[str] | None = None,
         agent_flags: list[str] | None = None,
+        master_ip: str = "127.0.0.1",
     ) -> None:
         self.work_dir = Path(work_dir)
         self.num_agents = agents
         self.agent_resources = agent_resources
         self.master_flags = master_flags or []
         self.agent_flags = agent_flags or []
-        self.master_port = free_port()
+        self.master_ip = master_ip
+        self.master_port = free_port(master_ip)
         self.master: Daemon | None = None
         self.agents: list[Daemon] = []
         self.agent_ports: list[int] = []
+        self.agent_ips: list[str] = []
 
     @property
     def master_url(self) -> str:
-        return f"127.0.0.1:{self.master_port}"
+        return f"{self.master_ip}:{self.master_port}"
+
+    def agent_url(self, index: int) -> str:
+        """``http://ip:port`` of agent ``index`` (for its /state and friends)."""
+        return f"http://{self.agent_ips[index]}:{self.agent_ports[index]}"
 
     def start(self) -> Cluster:
         master_dir = self.work_dir / "master"
         master_dir.mkdir(parents=True, exist_ok=True)
         self.master = Daemon(
             "master",
-            [sys.executable, "-m", "mesos.cli.master", "--ip=127.0.0.1",
+            [sys.executable, "-m", "mesos.cli.master", f"--ip={self.master_ip}",
              f"--port={self.master_port}", f"--work_dir={master_dir}",
              "--allocation_interval=100ms", *self.master_flags],
             master_dir / "master.log",
@@ -175,20 +214,30 @@ class Cluster:
         urllib.request.urlopen(f"http://{self.master_url}/health", timeout=1).close()
         return True
 
-    def add_agent(self, extra_flags: list[str] | None = None) -> Daemon:
+    def add_agent(
+        self, extra_flags: list[str] | None = None, *, ip: str = "127.0.0.1",
+        prefix: list[str] | None = None,
+    ) -> Daemon:
+        """Start one more agent listening on (and advertising) ``ip``. ``prefix`` runs
+        it under a wrapper that must exec it, such as ``nsenter --net=...``, so that
+        the PID held is the agent's own; restarts keep the prefix."""
         index = len(self.agents)
-        port = free_port()
+        port = free_port()  # in a fresh namespace any port is free
         agent_dir = self.work_dir / f"agent{index}"
         agent_dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "mesos.cli.agent", f"--master={self.master_url}",
-                "--ip=127.0.0.1", f"--port={port}", f"--work_dir={agent_dir}",
+        args = [*(prefix or []), sys.executable, "-m", "mesos.cli.agent",
+                f"--master={self.master_url}", f"--ip={ip}", f"--port={port}",
+                f"--work_dir={agent_dir}",
                 "--registration_backoff_factor=100ms", *self.agent_flags, *(extra_flags or [])]
+        if ip != "127.0.0.1":
+            args.append(f"--advertise_ip={ip}")
         if self.agent_resources:
             args.append(f"--resources={self.agent_resources}")
         agent = Daemon(f"agent{index}", args, agent_dir / "agent.log")
         agent.start()
         self.agents.append(agent)
         self.agent_ports.append(port)
+        self.agent_ips.append(ip)
         return agent
 
     def restart_agent(self, index: int, extra_flags: list[str] | None = None) -> Daemon:
@@ -224,8 +273,12 @@ class Cluster:
         return self.get("/master/state")
 
     def stop(self) -> None:
+        # SIGUSR1, not SIGTERM: an agent leaves checkpointed executors running on SIGTERM
+        # (for the next agent to recover), and no agent will come after this one.
         for agent in self.agents:
-            agent.stop()
+            agent.stop(sig=signal.SIGUSR1)
+        for agent in self.agents:
+            reap_executors(agent.args)
         if self.master is not None:
             self.master.stop()
 
