@@ -206,6 +206,26 @@ async def test_kill_of_an_unknown_task_answers_like_reconciliation() -> None:
     assert status["state"] == "TASK_UNKNOWN" and status["reason"] == "REASON_RECONCILIATION"
 
 
+async def test_reconciling_a_task_on_a_recovered_agent_says_nothing_until_it_returns() -> None:
+    """An agent recovered from the registry that has not re-registered may bring the task
+    back: Mesos drops such reconciliations instead of calling the task lost."""
+    m = master()
+    m.recovered_agents["S-back"] = v1.AgentInfo(hostname="h", port=5051, id=v1.AgentID(value="S-back"))
+    stream = FakeStream()
+    fw = subscribe(m, stream)  # not partition-aware: would hear TASK_LOST otherwise
+    body = call({"type": "RECONCILE", "framework_id": {"value": fw.id}, "reconcile": {"tasks": [
+        {"task_id": {"value": "t"}, "agent_id": {"value": "S-back"}},
+        {"task_id": {"value": "u"}, "agent_id": {"value": "S-elsewhere"}}]}})
+    assert body.reconcile is not None
+    m.reconcile(fw, body.reconcile)
+    kill = call({"type": "KILL", "framework_id": {"value": fw.id}, "kill": {
+        "task_id": {"value": "t"}, "agent_id": {"value": "S-back"}}})
+    assert kill.kill is not None
+    m.kill(fw, kill.kill)
+    updates = [e["update"]["status"] for e in stream.of("UPDATE")]
+    assert [(u["task_id"]["value"], u["state"]) for u in updates] == [("u", "TASK_LOST")]
+
+
 async def test_update_framework_rescinds_offers_of_roles_left() -> None:
     m = master()
     stream = FakeStream()

@@ -585,11 +585,13 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
         task = framework.tasks.get(task_id)
         if task is None:
             # Unknown and unreachable tasks get what reconciliation would say of them.
+            status: v1.TaskStatus | None
             if unreachable is not None:
                 status = self._reconcile_status(unreachable, now)
             else:
                 status = self._unknown_task_status(framework, body, now)
-            framework.send(event("UPDATE", {"status": status}))
+            if status is not None:
+                framework.send(event("UPDATE", {"status": status}))
             return
         agent = self.agents.get(task.agent_id)
         if agent is None:
@@ -644,6 +646,7 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
                 framework.send(event("UPDATE", {"status": self._reconcile_status(task, now)}))
             return
         for item in body.tasks:
+            status: v1.TaskStatus | None
             found = framework.tasks.get(item.task_id.value) or framework.unreachable_tasks.get(
                 item.task_id.value
             )
@@ -652,10 +655,17 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
                 status = self._reconcile_status(task, now)
             else:
                 status = self._unknown_task_status(framework, item, now)
-            framework.send(event("UPDATE", {"status": status}))
+            if status is not None:
+                framework.send(event("UPDATE", {"status": status}))
 
-    def _unknown_task_status(self, framework: Framework, item: Any, now: float) -> v1.TaskStatus:
+    def _unknown_task_status(self, framework: Framework, item: Any,
+                             now: float) -> v1.TaskStatus | None:
+        """What reconciliation says of a task the master does not know; None (say
+        nothing) while its agent is recovered from the registry but has not re-registered,
+        since the task may well come back with it (Mesos drops such reconciliations)."""
         agent_id = item.agent_id.value if item.agent_id is not None else None
+        if agent_id is not None and agent_id in self.recovered_agents:
+            return None
         # Mesos: non-partition-aware frameworks hear TASK_LOST; aware ones hear what is
         # known of the agent: unreachable, registered (so the task is gone) or unknown.
         state: TaskState = "TASK_UNKNOWN"
