@@ -16,6 +16,12 @@ Or let it start (and afterwards stop, by PID) a local cluster of its own::
 
     .venv/bin/python benchmarks/launch_throughput.py --local -n 500 [--agents 2] [--json]
 
+``--agent-flag=--isolation=cgroups/cpu,cgroups/mem`` (repeatable) sets a flag of
+the local cluster's agents (as ``MESOS_<NAME>`` in their environment: mesos-local
+does not pass agent flags on). A local cluster's agents get a ``--cgroups_root`` of
+their own (``mesos-bench-<pid>``, removed afterwards) unless one is given, so the
+run never touches another agent's containers.
+
 The run is bounded by ``--timeout``; the exit status is 0 only when every task
 finished.
 """
@@ -315,11 +321,35 @@ def _log_tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
+def agent_environment(agent_flags: Sequence[str]) -> dict[str, str]:
+    """``MESOS_<NAME>=value`` for each ``--name=value`` (a bare ``--name`` is true)."""
+    env: dict[str, str] = {}
+    for flag in agent_flags:
+        name, sep, value = flag.removeprefix("--").partition("=")
+        if not name or not flag.startswith("--"):
+            raise ValueError(f"--agent-flag wants '--name=value', not {flag!r}")
+        env[f"MESOS_{name.upper()}"] = value if sep else "true"
+    env.setdefault("MESOS_CGROUPS_ROOT", f"mesos-bench-{os.getpid()}")
+    return env
+
+
+def _remove_cgroups_root(root: str) -> None:
+    """Remove the (by now empty) cgroups the local agents made under ``root``."""
+    if os.geteuid() != 0:
+        return
+    from mesos.agent.containerizer import CgroupsError, open_cgroups
+
+    with contextlib.suppress(CgroupsError, OSError):
+        asyncio.run(open_cgroups(root).remove_root())
+
+
 @contextlib.contextmanager
 def local_cluster(
-    agents: int, extra: Sequence[str], keep: bool, start_timeout: float = 60.0
+    agents: int, extra: Sequence[str], keep: bool, start_timeout: float = 60.0,
+    agent_flags: Sequence[str] = (),
 ) -> Iterator[str]:
     """Run ``mesos-local`` with ``agents`` agents; yield its master; stop it by PID."""
+    agent_env = agent_environment(agent_flags)
     work_dir = Path(tempfile.mkdtemp(prefix="mesos-bench-"))
     port = _free_port()
     log_path = work_dir / "mesos-local.log"
@@ -330,9 +360,11 @@ def local_cluster(
         f"--work_dir={work_dir}",
         *extra,
     ]
-    print(f"starting: {shlex.join(argv)}", file=sys.stderr, flush=True)
+    shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(agent_env.items()))
+    print(f"starting: {shown} {shlex.join(argv)}", file=sys.stderr, flush=True)
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **agent_env})
     master = f"127.0.0.1:{port}"
     ok = False
     try:
@@ -362,6 +394,7 @@ def local_cluster(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+        _remove_cgroups_root(agent_env["MESOS_CGROUPS_ROOT"])
         if ok and not keep:
             shutil.rmtree(work_dir, ignore_errors=True)
         else:
@@ -458,6 +491,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="FLAG",
         help="extra flag for mesos-local, e.g. --local-arg=--allocation_interval=100ms",
     )
+    parser.add_argument(
+        "--agent-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="flag for the --local cluster's agents, e.g. "
+        "--agent-flag=--isolation=cgroups/cpu,cgroups/mem (repeatable)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the --local work dir")
     parser.add_argument("-n", "--tasks", type=int, default=100, help="tasks to launch")
     parser.add_argument("--cpus", type=float, default=0.05, help="cpus per task")
@@ -505,7 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.local:
-            with local_cluster(args.agents, args.local_arg, args.keep) as master:
+            with local_cluster(args.agents, args.local_arg, args.keep,
+                               agent_flags=args.agent_flag) as master:
                 result, agents = measure(master)
         else:
             master = args.master
@@ -526,6 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "max_in_flight": args.max_in_flight,
             "timeout": args.timeout,
             "local_args": args.local_arg,
+            "agent_flags": args.agent_flag,
         },
         "result": dict(vars(result)),
         "machine": machine,

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.slow
 
 def run_agent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("MESOS_")}
+    base["MESOS_LAUNCHER"] = "posix"  # no cgroups (see tests/conftest.py)
     return subprocess.run(
         [sys.executable, "-m", "mesos.cli.agent", *args],
         capture_output=True, text=True, timeout=30, env={**base, **(env or {})},
@@ -34,10 +35,13 @@ def test_help_lists_every_flag_with_its_default() -> None:
         (("--resources=cpus:x",), "cpus"),
         (("--resources=cpus;mem:1",), "resources"),
         (("--attributes=rack",), "rack"),
-        (("--master=zk://h:2181/mesos",), "zk://"),
+        (("--master=zk:///mesos",), "ZooKeeper server"),
+        (("--master=zk://h:notaport/mesos",), "notaport"),
         (("--master=nohost",), "host:port"),
         (("--bogus=1",), "bogus"),
         (("--gc_delay=1weeks",), "gc_delay"),  # no sandbox garbage collection (yet)
+        (("--isolation=cgroups/bogus",), "cgroups/bogus"),
+        (("--launcher=bogus",), "--launcher"),
     ],
 )
 def test_bad_flags_exit_1_with_one_line(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:

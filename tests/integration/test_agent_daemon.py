@@ -185,6 +185,7 @@ class AgentProcess:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MESOS_")}
+        env["MESOS_LAUNCHER"] = "posix"  # no cgroups (see tests/conftest.py)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.args, stdout=log, stderr=log, env=env,
                                          start_new_session=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from mesos.agent import launcher
+from mesos.agent import api_operator, launcher
+from mesos.agent.containerizer import Isolator, Limitation
 from mesos.agent.events import Registered, RunTask, ShutdownExecutor
 from mesos.agent.flags import FLAGS
 from mesos.agent.master_link import MasterEvent, MasterLink, call
@@ -63,7 +64,7 @@ class FakeStream:
 @pytest.fixture
 async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
     argv = ["--master=127.0.0.1:1", f"--work_dir={tmp_path / 'work'}",
-            "--executor_shutdown_grace_period=2secs"]
+            "--executor_shutdown_grace_period=2secs", "--launcher=posix"]
     made = Agent(parse_flags("mesos-agent", FLAGS, argv, {}),
                  resources=Resources.parse("cpus:1;mem:128"), attributes=[], hostname="h",
                  python=sys.executable)
@@ -71,8 +72,8 @@ async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
     try:
         yield made
     finally:
-        for process in list(made.processes.values()):
-            launcher.kill_session(process.pid)
+        for cid in made.containerizer.containers():
+            await made.containerizer.destroy(cid)
         if made._watchers:
             await asyncio.wait(set(made._watchers), timeout=5)
         for handles in made._timers.values():
@@ -102,10 +103,10 @@ def pending(agent: Agent, task_id: str) -> list[v1.TaskStatus]:
 async def test_a_launch_error_of_any_kind_fails_the_task(
     agent: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(*args: Any) -> Any:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr(launcher, "launch", broken)
+    monkeypatch.setattr(agent.containerizer, "launch", broken)
     agent.dispatch(RunTask(framework(), task("t", "sleep 30")))
     (failed,) = await wait_until(lambda: pending(agent, "t"), "the task's update")
     assert failed.state == "TASK_FAILED" and failed.reason == "REASON_CONTAINER_LAUNCH_FAILED"
@@ -119,69 +120,123 @@ async def test_a_bad_environment_variable_fails_the_task(agent: Agent) -> None:
     assert failed.state == "TASK_FAILED" and failed.reason == "REASON_CONTAINER_LAUNCH_FAILED"
     assert "environment variable" in (failed.message or "")
     assert not agent.processes
+    assert agent.containerizer.containers() == set()
 
 
 async def test_an_executor_that_subscribes_while_being_started_is_kept(
     agent: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_launch = launcher.launch
+    real_launch = agent.containerizer.launch
     stream = FakeStream()
-    started: list[asyncio.subprocess.Process] = []
+    started: list[int] = []
 
-    async def launch_and_subscribe(*args: Any) -> Any:
-        started.append(await real_launch(*args))
+    async def launch_and_subscribe(*args: Any, **kwargs: Any) -> Any:
+        started.append(await real_launch(*args, **kwargs))
         # A quick executor: subscribed before the launch coroutine resumed.
         agent.executor_subscribed(FW, "ex", stream)  # type: ignore[arg-type]
         return started[-1]
 
-    monkeypatch.setattr(launcher, "launch", launch_and_subscribe)
+    monkeypatch.setattr(agent.containerizer, "launch", launch_and_subscribe)
     agent.dispatch(RunTask(framework(), task("t", "sleep 30")))
-    (process,) = await wait_until(lambda: started, "the executor")
+    (pid,) = await wait_until(lambda: started, "the executor")
+    cid = agent.core.executor(FW, "ex").container_id  # type: ignore[union-attr]
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(process.wait(), 0.5)
-    assert process.returncode is None, "a healthy executor was killed"
+        await asyncio.wait_for(agent.containerizer.wait(cid), 0.5)
+    assert cid in agent.containerizer.containers(), "a healthy executor was killed"
+    assert agent.containerizer.pid(cid) == pid
     executor = agent.core.executor(FW, "ex")
     assert executor is not None and executor.state == "RUNNING"
     assert [e["type"] for e in stream.events] == ["SUBSCRIBED", "LAUNCH"]
 
 
-async def test_destroying_a_container_scans_proc_off_the_event_loop(
-    agent: Agent, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    process = await asyncio.create_subprocess_exec("sleep", "30", start_new_session=True)
-    agent.processes["c1"] = process
-    threads: list[threading.Thread] = []
-    real_kill = launcher.kill_session
+async def test_destroying_a_container_kills_the_whole_session(agent: Agent) -> None:
+    """KILL_TASK's end: the executor and what it forked (the task) all go."""
+    agent.dispatch(RunTask(framework(), task("t", "sleep 30 & sleep 30; wait")))
+    executor = agent.core.executor(FW, "ex")
+    assert executor is not None
+    cid = executor.container_id
+    await wait_until(lambda: len(agent.containerizer.pids(cid)) >= 3
+                     if cid in agent.containerizer.containers() else False, "the processes")
+    pids = agent.containerizer.pids(cid)
+    agent._destroy(cid)
+    await wait_until(lambda: cid not in agent.containerizer.containers(), "the destroy")
+    assert [p for p in pids if os.path.exists(f"/proc/{p}") and not _zombie(p)] == []
+    await wait_until(lambda: not agent.processes, "the executor's exit to be seen")
 
-    def spy(sid: int, rounds: int = 5) -> int:
-        threads.append(threading.current_thread())
-        return real_kill(sid, rounds)
 
-    monkeypatch.setattr(launcher, "kill_session", spy)
-    agent._destroy("c1")
-    assert await asyncio.wait_for(process.wait(), WAIT) == -9
-    assert threads and threading.main_thread() not in threads
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 async def test_no_timer_outlives_an_exited_container(
     agent: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    loop = asyncio.get_running_loop()
-    real_kill = launcher.kill_session
+    real_wait = agent.containerizer.wait
 
-    def slow_remains(sid: int, rounds: int = 5) -> int:
-        # The master shuts the executor down while its remains are being killed.
-        loop.call_soon_threadsafe(agent.dispatch, ShutdownExecutor(FW, "ex"))
-        time.sleep(0.3)
-        return real_kill(sid, rounds)
+    async def slow_wait(container_id: str) -> Any:
+        termination = await real_wait(container_id)
+        # The master shuts the executor down while its container is being destroyed.
+        agent.dispatch(ShutdownExecutor(FW, "ex"))
+        await asyncio.sleep(0.3)
+        return termination
 
-    monkeypatch.setattr(launcher, "kill_session_remains", slow_remains)
+    monkeypatch.setattr(agent.containerizer, "wait", slow_wait)
     agent.dispatch(RunTask(framework(), task("t", "sleep 0.5")))
     await wait_until(lambda: agent.processes, "the executor")
     agent.executor_subscribed(FW, "ex", FakeStream())  # type: ignore[arg-type]
     await wait_until(lambda: not agent.processes, "the executor to exit")
     await wait_until(lambda: not agent._watchers, "its watcher")
     assert agent._timers == {}
+
+
+class _OomSeen(Isolator):
+    """An isolator whose container has already been OOM-killed (its notice pending)."""
+
+    name = "test/oom-seen"
+
+    def limitation_on_exit(self, container_id: str) -> Limitation | None:
+        return Limitation({"mem": 32.0}, "Memory limit exceeded: test",
+                          "REASON_CONTAINER_LIMITATION_MEMORY")
+
+
+async def test_an_executor_reported_failure_takes_the_containers_limitation(
+    agent: Agent,
+) -> None:
+    """The kernel's OOM kill can reach the executor before the isolator's notice
+    ends the container: the executor's TASK_FAILED then carries the limitation."""
+    agent.containerizer.isolators.append(_OomSeen())
+    agent.dispatch(RunTask(framework(), task("t", "sleep 30")))
+    await wait_until(lambda: agent.processes, "the executor")
+    agent.executor_subscribed(FW, "ex", FakeStream())  # type: ignore[arg-type]
+    status = v1.TaskStatus(task_id=v1.TaskID(value="t"), state="TASK_FAILED",
+                           source="SOURCE_EXECUTOR", message="Command terminated with signal",
+                           uuid=b"u" * 16)
+    agent.executor_update(FW, "ex", status)
+    (failed,) = await wait_until(lambda: pending(agent, "t"), "the task's update")
+    assert failed.state == "TASK_FAILED" and failed.uuid == status.uuid
+    assert failed.reason == "REASON_CONTAINER_LIMITATION_MEMORY"
+    assert failed.source == "SOURCE_AGENT" and failed.message == "Memory limit exceeded: test"
+
+
+async def test_container_usage_for_monitor_statistics_and_get_containers(agent: Agent) -> None:
+    """/monitor/statistics lists the running executor's container with the
+    containerizer's statistics; GET_CONTAINERS' provider asks the same."""
+    agent.dispatch(RunTask(framework(), task("t", "sleep 30")))
+    await wait_until(lambda: agent.processes, "the executor")
+    (entry,) = await api_operator.statistics_json(agent)
+    assert entry["executor_id"] == "ex" and entry["framework_id"] == FW
+    assert entry["statistics"]["processes"] >= 1 and entry["statistics"]["timestamp"] > 0
+    assert "cpus_user_time_secs" in entry["statistics"]
+
+    # GET_CONTAINERS' default provider asks the same containerizer for an executor.
+    executor = agent.core.executor(FW, "ex")
+    assert executor is not None
+    usage = await agent.container_usage(executor)
+    assert usage["processes"] >= 1 and "cpus_user_time_secs" in usage
 
 
 def test_subscribing_an_executor_that_is_gone_leaves_nothing(agent: Agent) -> None:

@@ -409,7 +409,7 @@ async def test_an_update_is_acknowledged_and_forwarded_only_once_it_is_written(
     """The agent's ACK to the executor and the STATUS_UPDATE to the master wait for
     the update's checkpoint write, which runs off the event loop."""
     flags = parse_flags("mesos-agent", FLAGS, [
-        "--master=127.0.0.1:1", f"--work_dir={tmp_path / 'work'}"], {})
+        "--master=127.0.0.1:1", f"--work_dir={tmp_path / 'work'}", "--launcher=posix"], {})
     agent = Agent(flags, resources=Resources.parse("cpus:1;mem:128"), attributes=[],
                   hostname="h", python=sys.executable)
     agent.dispatch(Registered(AGENT))

@@ -38,6 +38,7 @@ from mesos.agent.events import (
     ShutdownExecutor,
     ShutdownFramework,
     UpdateAcknowledged,
+    UpdateContainer,
 )
 from mesos.v1 import executor as ev1
 from mesos.v1 import mesos as v1
@@ -243,6 +244,51 @@ def test_registration_timeout_fails_the_tasks(h: Harness) -> None:
     assert h.do(RegistrationTimeout(FW, "t2", launch.container_id)) == []
 
 
+def test_the_container_follows_its_tasks(h: Harness) -> None:
+    """Tasks added to a running executor or ending resize its container (Mesos'
+    containerizer update); a new executor's container is sized when it is launched."""
+    launch = running_custom_executor(h, "a")
+    resize = UpdateContainer(FW, "ex", launch.container_id)
+    assert only(h.do(RunTask(framework_info(), custom_task("b"))), UpdateContainer) == [resize]
+    assert only(h.do(ExecutorUpdate(FW, "ex", update("a", "TASK_RUNNING", 1))),
+                UpdateContainer) == []
+    assert only(h.do(ExecutorUpdate(FW, "ex", update("a", "TASK_FINISHED", 2))),
+                UpdateContainer) == [resize]
+    # Once the executor is gone there is nothing to resize.
+    effects = h.do(ExecutorExited(FW, "ex", launch.container_id, 9))
+    assert only(effects, UpdateContainer) == []
+    assert only(h.do(RunTask(framework_info(), custom_task("c", "ex2"))), UpdateContainer) == []
+
+
+def test_a_container_limitation_fails_the_tasks_with_its_reason(h: Harness) -> None:
+    """A container ended by a limit (an OOM kill): its live tasks fail with that reason,
+    from the agent, as in Mesos."""
+    launch = running_custom_executor(h, "a")
+    h.do(ExecutorUpdate(FW, "ex", update("a", "TASK_RUNNING", 1)))
+    effects = h.do(ExecutorExited(FW, "ex", launch.container_id, 9,
+                                  "REASON_CONTAINER_LIMITATION_MEMORY", "Memory limit exceeded"))
+    (fwd,) = only(effects, ForwardStatus)
+    assert fwd.status.state == "TASK_FAILED" and fwd.status.source == "SOURCE_AGENT"
+    assert fwd.status.reason == "REASON_CONTAINER_LIMITATION_MEMORY"
+    assert fwd.status.message == "Memory limit exceeded"
+
+
+def test_an_executor_reported_failure_carries_the_container_limitation(h: Harness) -> None:
+    """The kernel's OOM kill can reach the executor first: its TASK_FAILED then takes
+    the limitation's reason (same uuid, so the executor's acknowledgement still
+    matches); other states are left as they are."""
+    running_custom_executor(h, "a", "b")
+    limitation = ("REASON_CONTAINER_LIMITATION_MEMORY", "Memory limit exceeded")
+    failed = update("a", "TASK_FAILED", 1)
+    (fwd,) = only(h.do(ExecutorUpdate(FW, "ex", failed, limitation)), ForwardStatus)
+    assert fwd.status.reason == "REASON_CONTAINER_LIMITATION_MEMORY"
+    assert fwd.status.source == "SOURCE_AGENT" and fwd.status.uuid == failed.uuid
+    assert fwd.status.message == "Memory limit exceeded"
+    (fwd,) = only(h.do(ExecutorUpdate(FW, "ex", update("b", "TASK_FINISHED", 2), limitation)),
+                  ForwardStatus)
+    assert fwd.status.reason is None and fwd.status.state == "TASK_FINISHED"
+
+
 def test_executor_exit_fails_live_tasks_and_tells_the_master(h: Harness) -> None:
     launch = only(h.do(RunTask(framework_info(), custom_task("a"))), LaunchExecutor)[0]
     h.do(ExecutorSubscribed(FW, "ex"))
@@ -420,8 +466,9 @@ def test_launch_and_kill_wait_for_a_disconnected_executor(h: Harness) -> None:
     assert h.do(ExecutorDisconnected(FW, "ex")) == []
     # Nothing is written to a stream that is not there: both wait.
     effects = h.do(RunTask(framework_info(), custom_task("b")))
-    # Only checkpointed (so a restarted agent finds it queued too).
-    assert [type(e) for e in effects] == [CheckpointTasks]
+    # Only checkpointed (so a restarted agent finds it queued too), and the container
+    # grows to hold it.
+    assert [type(e) for e in effects] == [CheckpointTasks, UpdateContainer]
     assert [t.task_id.value for t in only(effects, CheckpointTasks)[0].tasks] == ["b"]
     assert [t.id for t in h.core.executor(FW, "ex").queued_tasks()] == ["b"]
     assert h.do(KillTask(FW, "a")) == []

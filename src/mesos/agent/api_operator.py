@@ -1,5 +1,5 @@
 """The agent's legacy JSON endpoints: ``/state``, ``/flags``, ``/health``, ``/version``,
-``/metrics/snapshot`` (ref §5.3), also under ``/slave(1)/``.
+``/metrics/snapshot`` (ref §5.3), also under ``/slave(1)/``, and ``/monitor/statistics``.
 
 Legacy "model" conventions: ids are bare strings, the agent id is ``slave_id``,
 resources are summarised flat (``{"cpus": 4.0, "mem": 1024.0, ...}``), attributes are a
@@ -8,6 +8,7 @@ flat object, timestamps are float epoch seconds. ``?jsonp=cb`` wraps the output.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -27,7 +28,9 @@ from mesos.v1.mesos import TERMINAL_STATES
 if TYPE_CHECKING:
     from mesos.agent.service import Agent
 
-__all__ = ["flags", "health", "metrics", "metrics_json", "state", "state_json", "version"]
+__all__ = ["container_resources", "flags", "health", "metrics",
+           "metrics_json", "monitor_statistics", "state", "state_json", "statistics_json",
+           "version"]
 
 BUILD = {"build_date": "", "build_time": 0.0, "build_user": ""}
 
@@ -169,15 +172,43 @@ def state_json(agent: Agent) -> dict[str, Any]:
     }
 
 
+def container_resources(executor: Executor) -> Resources:
+    """What an executor's container holds: its own resources and its queued and live
+    tasks' (as Mesos sizes a container), unallocated."""
+    held = _resources(executor.info.resources).unallocated()
+    for task in [*executor.queued_tasks(), *executor.launched.values()]:
+        held = held + _resources(task.info.resources).unallocated()
+    return held
+
+
+async def statistics_json(agent: Agent) -> list[dict[str, Any]]:
+    """Mesos' ``/monitor/statistics``: the usage of every running executor's container.
+
+    Containers are asked concurrently; one that ends meanwhile is left out.
+    """
+    executors = [e for e in agent.core.executors() if e.state != "TERMINATED"]
+    usages = await asyncio.gather(*(agent.container_usage(e) for e in executors))
+    out = []
+    for executor, usage in zip(executors, usages, strict=True):
+        if usage is None:
+            continue
+        out.append({
+            "executor_id": executor.id,
+            "executor_name": executor.info.name or "",
+            "framework_id": executor.framework_id,
+            "source": executor.info.source or "",
+            "statistics": usage,
+        })
+    return out
+
+
 def used_resources(agent: Agent) -> Resources:
     """Resources of live tasks and of their executors."""
     used = Resources.empty()
     for executor in agent.core.executors():
         if executor.state == "TERMINATED":
             continue
-        used = used + _resources(executor.info.resources).unallocated()
-        for task in [*executor.queued_tasks(), *executor.launched.values()]:
-            used = used + _resources(task.info.resources).unallocated()
+        used = used + container_resources(executor)
     return used
 
 
@@ -246,6 +277,10 @@ async def state(request: web.Request) -> web.Response:
 
 async def flags(request: web.Request) -> web.Response:
     return _json(request, {"flags": request.app[AGENT].flags.as_dict()})
+
+
+async def monitor_statistics(request: web.Request) -> web.Response:
+    return _json(request, await statistics_json(request.app[AGENT]))
 
 
 async def health(request: web.Request) -> web.Response:

@@ -12,7 +12,7 @@ import signal
 
 from aiohttp import web
 
-from mesos.agent import api_operator, files
+from mesos.agent import api_operator, api_v1, files
 from mesos.agent.api_executor import executor_api
 from mesos.agent.keys import AGENT
 from mesos.agent.service import Agent
@@ -35,6 +35,8 @@ def build_app(agent: Agent) -> web.Application:
             r.add_get(f"{prefix}/{path}", handler)
     r.add_get("/metrics/snapshot", api_operator.metrics)
     r.add_get("/version", api_operator.version)
+    r.add_get("/monitor/statistics", api_operator.monitor_statistics)
+    r.add_get("/monitor/statistics.json", api_operator.monitor_statistics)
     r.add_get("/files/browse", files.browse)
     r.add_get("/files/browse.json", files.browse)
     r.add_get("/files/read", files.read)
@@ -42,6 +44,7 @@ def build_app(agent: Agent) -> web.Application:
     r.add_get("/files/download", files.download)
     r.add_get("/files/download.json", files.download)
     r.add_get("/files/debug", files.debug)
+    api_v1.add_routes(app)
     return app
 
 

@@ -474,3 +474,36 @@ def _read_task(path: str) -> RecoveredTask:
                 break
             raise CheckpointError(f"{path}/task.updates line {number + 1}: {exc}") from exc
     return task
+
+
+# ---------------------------------------------------------------------- resources
+#
+# <work_dir>/meta/resources/resources.info holds the agent's checkpointed resources
+# (dynamic reservations and persistent volumes, as the master last sent them) as a
+# JSON array of v1 Resource objects. It belongs to the machine rather than to one
+# agent id, so an agent that restarts (even as a new agent) keeps its volumes.
+
+
+def resources_path(work_dir: str) -> str:
+    return os.path.join(meta_dir(work_dir), "resources", "resources.info")
+
+
+def write_resources(work_dir: str, resources: list[dict[str, object]]) -> None:
+    """Replace the checkpointed resources (atomically, fsynced)."""
+    atomic_write(resources_path(work_dir), json.dumps(resources, sort_keys=True).encode())
+
+
+def read_resources(work_dir: str) -> list[dict[str, object]]:
+    """The checkpointed resources; none when nothing was ever checkpointed.
+    A file that is not a JSON array raises CheckpointError."""
+    try:
+        data = _read(resources_path(work_dir))
+    except FileNotFoundError:
+        return []
+    try:
+        items = json.loads(data)
+    except ValueError as exc:
+        raise CheckpointError(f"Cannot parse {resources_path(work_dir)}: {exc}") from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise CheckpointError(f"{resources_path(work_dir)} is not a JSON array of resources")
+    return items

@@ -24,6 +24,11 @@ A task of an executor is *queued* until the executor subscribes, then *launched*
 scheduler's acknowledgement of that update moves it to *completed*. A TERMINATED
 executor with no unacknowledged tasks is moved to its framework's completed
 executors; a framework with no executors left is removed.
+
+An executor's container holds the executor's resources plus those of its queued
+and live tasks; whenever tasks come or go (a launch to a running executor, a
+terminal update) the core asks for the container to be resized (UpdateContainer),
+as Mesos' agent calls the containerizer's ``update``.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ from mesos.agent.events import (
     ShutdownExecutor,
     ShutdownFramework,
     UpdateAcknowledged,
+    UpdateContainer,
     UpdateFramework,
 )
 from mesos.agent.state import Executor, Framework, QueuedLaunch, Task, Termination
@@ -121,6 +127,8 @@ class AgentCore:
         self.valid_framework_messages = 0
         self.invalid_framework_messages = 0
         self.executors_terminated = 0
+        # Executors whose tasks changed while handling the current event.
+        self._resized: dict[str, Executor] = {}
         self._handlers: dict[type, Callable[[Any, float], list[Effect]]] = {
             Registered: self._registered,
             RunTask: self._run_task,
@@ -183,14 +191,26 @@ class AgentCore:
     def handle(self, event: Event, now: float) -> list[Effect]:
         handler = self._handlers[type(event)]
         known = set(self.frameworks)
+        self._resized = {}
         try:
-            return handler(event, now)
+            return handler(event, now) + self._resize_effects()
         except Exception:
             # Leave no half-made framework behind (one with no executor).
             for framework_id in set(self.frameworks) - known:
                 if not self.frameworks[framework_id].executors:
                     del self.frameworks[framework_id]
             raise
+
+    def _resize_effects(self) -> list[Effect]:
+        """UpdateContainer for each executor (still here, not ended) whose tasks changed."""
+        effects: list[Effect] = []
+        for executor in self._resized.values():
+            if executor.state != "TERMINATED" and self._current(
+                    executor.framework_id, executor.id, executor.container_id) is executor:
+                effects.append(UpdateContainer(executor.framework_id, executor.id,
+                                               executor.container_id))
+        self._resized = {}
+        return effects
 
     # ------------------------------------------------------------------ master events
 
@@ -294,7 +314,9 @@ class AgentCore:
             reason = f"Executor {executor.state.lower()}"
             return self._drop_tasks(framework, tasks, reason, now)
         effects: list[Effect] = []
-        if executor is None:
+        if executor is not None:
+            self._resized[executor.container_id] = executor
+        else:
             executor = self._new_executor(framework, info, command_executor, role)
             effects.append(
                 LaunchExecutor(
@@ -403,6 +425,7 @@ class AgentCore:
             self._record(executor, task, status)
             executor.terminated[task.id] = task
             effects.append(ForwardStatus(framework.id, status))
+        self._resized[executor.container_id] = executor
         if executor.state == "REGISTERING" and not executor.queued and not executor.launched:
             # Nothing left for this executor to run: do not leave it behind.
             effects.extend(self._begin_shutdown(framework, executor))
@@ -560,6 +583,10 @@ class AgentCore:
             self.invalid_status_updates += 1
             return []
         status = self._stamped(executor, event.status, now)
+        if event.limitation is not None and status.state == "TASK_FAILED":
+            reason, message = event.limitation
+            status = msgspec.structs.replace(
+                status, reason=reason, message=message, source="SOURCE_AGENT")
         forward = ForwardStatus(event.framework_id, status, ack_executor=executor.id)
         task = executor.find_task(status.task_id.value)
         if task is not None and (task.state in TERMINAL_STATES
@@ -649,8 +676,13 @@ class AgentCore:
         if executor is None or executor.state == "TERMINATED":
             return []
         framework = self.frameworks[event.framework_id]
-        log.info("Executor '%s' of framework %s exited with status %s",
-                 executor.id, framework.id, event.status)
+        log.info("Executor '%s' of framework %s exited with status %s%s",
+                 executor.id, framework.id, event.status,
+                 f" ({event.reason}: {event.message})" if event.reason else "")
+        if event.reason is not None and executor.termination is None:
+            # A limit ended the container (Mesos: the termination's limitation).
+            executor.termination = Termination(
+                "TASK_FAILED", event.reason, event.message or "Container limitation reached")
         executor.state = "TERMINATED"
         executor.exit_status = event.status
         self.executors_terminated += 1
@@ -740,6 +772,7 @@ class AgentCore:
         self._record(executor, task, status)
         if status.state not in TERMINAL_STATES:
             return
+        self._resized[executor.container_id] = executor
         if task.id in executor.launched:
             executor.terminated[task.id] = executor.launched.pop(task.id)
         else:

@@ -96,11 +96,18 @@ class ExecutorDisconnected:
 
 @dataclass(frozen=True, slots=True)
 class ExecutorUpdate:
-    """A validated UPDATE call of an executor."""
+    """A validated UPDATE call of an executor.
+
+    ``limitation`` is (reason, message) of a limit the executor's container hit
+    (e.g. an OOM kill): the kernel can kill the task before the containerizer ends
+    the container, so the executor may report the death first; a TASK_FAILED then
+    carries the limitation, as the agent's own update would.
+    """
 
     framework_id: str
     executor_id: str
     status: v1.TaskStatus
+    limitation: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +153,18 @@ class ReregistrationTimeout:
 
 @dataclass(frozen=True, slots=True)
 class ExecutorExited:
-    """The executor's process is gone; ``status`` is its wait status (None: never ran)."""
+    """The executor's container is gone; ``status`` is its wait status (None: unknown).
+
+    ``reason`` and ``message`` name the limit that ended the container, if one did
+    (a TaskStatus reason such as REASON_CONTAINER_LIMITATION_MEMORY).
+    """
 
     framework_id: str
     executor_id: str
     container_id: str
     status: int | None
+    reason: str | None = None
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +268,16 @@ class ShutdownContainer:
 
 @dataclass(frozen=True, slots=True)
 class DestroyContainer:
-    """Kill every process of the container now (SIGKILL to its process group)."""
+    """Kill every process of the container now (the containerizer's destroy)."""
+
+    framework_id: str
+    executor_id: str
+    container_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateContainer:
+    """The executor's tasks changed: resize its container (Mesos' containerizer update)."""
 
     framework_id: str
     executor_id: str
@@ -293,6 +315,7 @@ Effect = (
     | ForwardStatus
     | ShutdownContainer
     | DestroyContainer
+    | UpdateContainer
     | ExitedExecutor
     | ExecutorMessageToMaster
     | FrameworksRemoved

@@ -29,7 +29,8 @@ from mesos.agent import paths
 from mesos.agent.keys import AGENT
 from mesos.http import responses
 
-__all__ = ["browse", "download", "in_sandbox", "listing", "read", "read_file", "resolve"]
+__all__ = ["browse", "dir_entries", "download", "in_sandbox", "listing", "owner", "read",
+           "read_file", "resolve"]
 
 _VIRTUAL = re.compile(r"^/frameworks/([^/]+)/executors/([^/]+)/runs/([^/]+)(/.*)?$")
 # Mesos caps one read at 16 pages.
@@ -104,30 +105,42 @@ def _name(lookup: Any, ident: int) -> str:
         return str(ident)
 
 
+def owner(st: os.stat_result) -> tuple[str, str]:
+    """The user and group names of a file (the numbers when unknown)."""
+    return _name(pwd.getpwuid, st.st_uid), _name(grp.getgrgid, st.st_gid)
+
+
 def file_info(virtual_path: str, st: os.stat_result) -> dict[str, Any]:
     """One entry of a listing, as Mesos' ``jsonFileInfo``."""
+    uid, gid = owner(st)
     return {
         "path": virtual_path,
         "nlink": st.st_nlink,
         "size": st.st_size,
         "mtime": int(st.st_mtime),
         "mode": stat.filemode(st.st_mode),
-        "uid": _name(pwd.getpwuid, st.st_uid),
-        "gid": _name(grp.getgrgid, st.st_gid),
+        "uid": uid,
+        "gid": gid,
     }
 
 
-def listing(real: str, requested: str) -> list[dict[str, Any]]:
-    """The entries of the directory ``real``, named under ``requested`` (blocking)."""
-    out: list[dict[str, Any]] = []
+def dir_entries(real: str, requested: str) -> list[tuple[str, os.stat_result]]:
+    """``(path under requested, stat)`` of each entry of the directory ``real``, by
+    name; empty when ``real`` is not a directory (blocking). Shared with the v1 API."""
+    out: list[tuple[str, os.stat_result]] = []
     if os.path.isdir(real):
         for name in sorted(os.listdir(real)):
             try:
                 st = os.stat(os.path.join(real, name))
             except OSError:
                 continue
-            out.append(file_info(f"{requested}/{name}", st))
+            out.append((f"{requested}/{name}", st))
     return out
+
+
+def listing(real: str, requested: str) -> list[dict[str, Any]]:
+    """The entries of the directory ``real``, named under ``requested`` (blocking)."""
+    return [file_info(path, st) for path, st in dir_entries(real, requested)]
 
 
 async def browse(request: web.Request) -> web.Response:

@@ -1,17 +1,20 @@
 """Every flag of ``mesos-agent``, declared once: name, type, default, help.
 
-Defaults are Mesos' (ref §9.2) except where this agent cannot do what Mesos does:
-``launcher`` is always ``posix`` and ``isolation`` is recorded but only the posix
-isolators (no enforcement) exist yet.
+Defaults are Mesos' (ref §9.2). ``launcher`` has no fixed default: as in Mesos it
+is ``linux`` when the agent runs as root on a host whose cgroups it can use, else
+``posix`` (:func:`mesos.agent.launcher.default_launcher`). The isolators' own
+flags are declared next to them (``containerizer/isolators/*.py``) and listed here.
 """
 
 from __future__ import annotations
 
+from mesos.agent.containerizer.isolators import disk, filesystem, gpu, ports
 from mesos.flags import JSON, Duration, Flag
 
 FLAGS: list[Flag] = [
     Flag("master", str, None,
-         "The master to register with: 'host:port' (or 'file:///path' holding it).",
+         "The master to register with: 'host:port', or 'zk://host1:2181,host2:2181/mesos' "
+         "to follow whichever master ZooKeeper elects (or 'file:///path' holding either).",
          required=True),
     Flag("ip", str, "127.0.0.1", "IP address to listen on."),
     Flag("port", int, 5051, "Port to listen on."),
@@ -58,8 +61,31 @@ FLAGS: list[Flag] = [
     Flag("executor_environment_variables", JSON, None,
          "JSON object of environment variables for executors; replaces the inherited "
          "environment."),
-    Flag("isolation", str, "posix/cpu,posix/mem", "Isolators to use (posix only for now)."),
-    Flag("launcher", str, "posix", "Launcher: 'posix' (process groups via setsid)."),
+    Flag("isolation", str, "posix/cpu,posix/mem",
+         "Comma-separated isolators of the Mesos containerizer: cgroups/cpu, cgroups/mem, "
+         "cgroups/pids, cgroups/devices, namespaces/pid, filesystem/posix, disk/du, "
+         "network/ports, gpu/nvidia, posix/cpu, posix/mem (or a 'mesos.isolator' plugin)."),
+    Flag("launcher", str, None,
+         "Launcher: 'linux' (each container tracked and killed through a cgroup; needed by "
+         "cgroups isolation and namespaces) or 'posix' (a session per container). Default: "
+         "'linux' when the agent runs as root on a host with usable cgroups, else 'posix'."),
+    Flag("cgroups_root", str, "mesos",
+         "Name of the cgroup under which every container gets its own (one per hierarchy). "
+         "Cgroups under it that the agent does not know are destroyed on recovery."),
+    Flag("cgroups_hierarchy", str, "/sys/fs/cgroup",
+         "Where the cgroup hierarchies are mounted."),
+    Flag("cgroups_enable_cfs", bool, False,
+         "Cap each container's CPU time at its 'cpus' with a CFS quota (cgroups/cpu); "
+         "without it 'cpus' only sets a relative share."),
+    Flag("cgroups_limit_swap", bool, False,
+         "Limit memory plus swap, not memory alone, to the container's 'mem' (cgroups/mem)."),
+    Flag("cgroups_pids_max", int, None,
+         "Process (and thread) limit of each container without a 'pids' resource "
+         "(cgroups/pids); unset: no limit. Not a Mesos flag."),
+    *disk.FLAGS,
+    *ports.FLAGS,
+    *filesystem.FLAGS,
+    *gpu.FLAGS,
     Flag("sandbox_directory", str, "/mnt/mesos/sandbox",
          "Sandbox path inside a container with its own root filesystem."),
     Flag("max_completed_executors_per_framework", int, 150,

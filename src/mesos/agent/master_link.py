@@ -7,6 +7,13 @@ intervals) the link reports the disconnection and subscribes again after a backo
 that starts at ``--registration_backoff_factor`` and doubles up to one minute; each
 SUBSCRIBE is built afresh so it carries the agent id and what is running.
 
+With ``--master=zk://host:2181/mesos`` the link follows the leading master through
+ZooKeeper (a :class:`~mesos.zookeeper.MasterDetector` of its own): it subscribes only
+to the leader, drops the stream of a master that stopped leading, and subscribes to
+the new leader at once (after a random delay of up to ``--registration_backoff_factor``,
+as Mesos' agent does, so agents do not all arrive together), carrying its agent id
+and tasks as on any re-subscription. :attr:`MasterLink.url` is the current leader's.
+
 Events are decoded here into :class:`MasterEvent` values with typed payloads, so the
 service never sees raw JSON.
 """
@@ -27,6 +34,7 @@ from mesos.errors import ValidationError
 from mesos.v1 import codec, recordio
 from mesos.v1 import mesos as v1
 from mesos.v1.internal import AgentCall
+from mesos.zookeeper import MasterDetector, ZkUrl, parse_master, parse_zk_url
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,8 @@ MAX_BACKOFF = 60.0
 # Silence on the stream for this many ping intervals means the master is gone.
 MISSED_PINGS = 5
 DEFAULT_PING_INTERVAL = 15.0
+# How long one attempt to reach ZooKeeper may take before it is started afresh.
+ZK_CONNECT_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True)
@@ -109,10 +119,18 @@ def _optional(type_: Any) -> bool:
 
 
 def master_url(master: str) -> str:
-    """``host:port`` (or ``http://host:port``) -> the agent channel URL."""
+    """``host:port`` (or ``http://host:port``) -> the agent channel URL.
+
+    A ZooKeeper URL (``zk://...``, or ``file://`` holding one or ``host:port``) is
+    checked; a ``zk://`` one is returned as it was parsed (the link asks ZooKeeper
+    for the leader's channel URL), ValueError names what is wrong.
+    """
     text = master.strip().rstrip("/")
-    if text.startswith("zk://"):
-        raise ValueError("ZooKeeper master detection ('zk://') is not supported yet")
+    if text.startswith(("zk://", "file://")):
+        target = parse_master(text)
+        if isinstance(target, ZkUrl):
+            return str(target)
+        text = f"{target[0]}:{target[1]}"
     if not text.startswith(("http://", "https://")):
         text = "http://" + text
     host = text.split("://", 1)[1]
@@ -134,7 +152,12 @@ class MasterLink:
         backoff_factor: float = 1.0,
         max_backoff: float = MAX_BACKOFF,
     ) -> None:
-        self.url = master_url(master)
+        url = master_url(master)
+        # With ZooKeeper, ``url`` is the leader's channel ("" while none is known).
+        self._zk: ZkUrl | None = parse_zk_url(url) if url.startswith("zk://") else None
+        self.url = "" if self._zk is not None else url
+        self._leader_changed = asyncio.Event()
+        self._response: aiohttp.ClientResponse | None = None
         self._subscribe_call = subscribe_call
         self._on_event = on_event
         self._on_disconnected = on_disconnected
@@ -151,27 +174,103 @@ class MasterLink:
     async def run(self) -> None:
         """Subscribe, read events, and re-subscribe after any failure, until stopped."""
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
-        sender = asyncio.get_running_loop().create_task(self._drain_outbox())
+        loop = asyncio.get_running_loop()
+        sender = loop.create_task(self._drain_outbox())
+        follower = loop.create_task(self._follow(self._zk)) if self._zk is not None else None
         attempt = 0
+        # A leader just detected may not serve yet (ZooKeeper tells the agents as soon
+        # as it tells the master); its first refusal is retried after a short spread,
+        # not the doubled backoff.
+        fresh_leader = False
         try:
             while not self._stopped:
+                if not self.url:
+                    await self._wait_for_leader()
+                    continue
+                self._leader_changed.clear()
                 subscribed = await self._subscribe_once()
                 if self._stopped:
                     break
+                if self._leader_changed.is_set():
+                    attempt, fresh_leader = 0, True
+                    await self._spread()
+                    continue
+                if not subscribed and fresh_leader:
+                    fresh_leader = False
+                    await self._spread()
+                    continue
+                fresh_leader = False
                 attempt = 0 if subscribed else attempt + 1
                 delay = min(self._backoff_factor * (2 ** min(attempt, 16)), self._max_backoff)
                 delay *= random.uniform(0.5, 1.0)
                 log.info("Re-subscribing with the master in %.2fs", delay)
-                await asyncio.sleep(delay)
+                if await self._pause(delay):
+                    attempt, fresh_leader = 0, True
+                    await self._spread()
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            for task in (sender, follower):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await self._session.close()
             self._session = None
 
+    async def _pause(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds, or less if a new leader is detected (then True)."""
+        if self._zk is None:
+            await asyncio.sleep(delay)
+            return False
+        try:
+            await asyncio.wait_for(self._leader_changed.wait(), delay)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _spread(self) -> None:
+        """Mesos' agent waits a random time up to its backoff factor before it
+        registers with a newly detected master, so a fleet does not arrive at once."""
+        self._leader_changed.clear()
+        await asyncio.sleep(self._backoff_factor * random.uniform(0.0, 1.0))
+
+    async def _wait_for_leader(self) -> None:
+        while not self.url and not self._stopped:
+            self._leader_changed.clear()
+            await self._leader_changed.wait()
+
+    async def _follow(self, url: ZkUrl) -> None:
+        """Track the leader in ZooKeeper for as long as the link runs."""
+        while True:
+            detector = MasterDetector(url)
+            try:
+                await detector.start(timeout=ZK_CONNECT_TIMEOUT)
+                break
+            except Exception as exc:  # kazoo's time-out and connection errors alike
+                log.warning("Cannot reach ZooKeeper at %s (%s); retrying", url.redacted(),
+                            exc or type(exc).__name__)
+                await asyncio.sleep(1.0)
+        try:
+            leader: v1.MasterInfo | None = None
+            while True:
+                leader = await detector.detect(leader)
+                self._set_leader(leader)
+        finally:
+            await asyncio.shield(detector.stop())
+
+    def _set_leader(self, leader: v1.MasterInfo | None) -> None:
+        url = _leader_url(leader) if leader is not None else ""
+        if url == self.url:
+            return
+        log.info("Detected a new leading master: %s", leader.pid if leader else "none")
+        self.url = url
+        self._leader_changed.set()
+        response = self._response
+        if response is not None:
+            response.close()  # the stream of a master that no longer leads
+
     def stop(self) -> None:
         self._stopped = True
+        self._leader_changed.set()  # wakes a link waiting for a leader
 
     async def _subscribe_once(self) -> bool:
         """One SUBSCRIBE and its stream; True if the master accepted us."""
@@ -186,6 +285,7 @@ class MasterLink:
                     log.warning("Master refused SUBSCRIBE: %s %s", resp.status, text.strip())
                     return False
                 self.stream_id = resp.headers.get("Mesos-Stream-Id")
+                self._response = resp
                 subscribed = await self._read_stream(resp)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             # A master that dies mid-stream ends it with an error, not an empty read; the
@@ -195,6 +295,7 @@ class MasterLink:
         except asyncio.CancelledError:
             raise
         finally:
+            self._response = None
             if self.connected:
                 self.connected = False
                 self.stream_id = None
@@ -281,6 +382,17 @@ class MasterLink:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("Could not send %s to the master: %s", call.type, exc or type(exc).__name__)
             return False
+
+
+def _leader_url(info: v1.MasterInfo) -> str:
+    """The agent channel URL of a leader from its MasterInfo (its address, else its pid)."""
+    if info.address is not None and info.address.ip:
+        host = info.address.ip
+    else:
+        host = (info.pid or "").rpartition("@")[2].rpartition(":")[0] or info.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{info.port}/api/v1/internal/agent"
 
 
 def call(type_: str, agent_id: str | None, **fields: Any) -> AgentCall:

@@ -17,7 +17,9 @@ core's frameworks, executors and tasks, as Mesos' ``Slave::recover``:
   Tasks of a default executor go back as one task group.
 
 The updates not yet acknowledged are returned in order, per task, for the
-status-update manager to resend after re-registering.
+status-update manager to resend after re-registering. :func:`container_states`
+says which containers the containerizer is to take back (the rest under its
+cgroups root are orphans).
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ from dataclasses import dataclass, field
 import msgspec
 
 from mesos.agent import checkpoint
+from mesos.agent.containerizer import ContainerState
 from mesos.agent.core import AgentCore
+from mesos.agent.launcher import container_limits
 from mesos.agent.state import Executor, Framework, QueuedLaunch, Task
+from mesos.resources import Resources
+from mesos.v1 import codec
 from mesos.v1 import mesos as v1
 from mesos.v1.mesos import TERMINAL_STATES
 
@@ -98,6 +104,31 @@ def _restore_executor(framework: Framework, rex: checkpoint.RecoveredExecutor,
     else:
         executor.queued.extend(QueuedLaunch([t], group=False) for t in unsent)
     return executor
+
+
+def container_states(state: checkpoint.RecoveredState, alive: set[str]
+                     ) -> list[ContainerState]:
+    """What the containerizer is told on recovery: every checkpointed run's container.
+
+    A run's resources are its executor's plus those of its tasks not yet terminal;
+    its pid is given only when the executor is still the same process (``alive``),
+    since a dead one's number may have been reused by a stranger.
+    """
+    states = []
+    for framework in state.frameworks:
+        for rex in framework.executors:
+            held = _resources(rex.info.resources)
+            for rtask in rex.tasks:
+                if not rtask.updates or rtask.updates[-1].state not in TERMINAL_STATES:
+                    held = held + _resources(rtask.info.resources)
+            scalars, ranges = container_limits(held)
+            pid = rex.pid if rex.container_id in alive else None
+            states.append(ContainerState(rex.container_id, pid, scalars, rex.directory, ranges))
+    return states
+
+
+def _resources(items: list[v1.Resource]) -> Resources:
+    return Resources.from_json(codec.to_builtins(items)) if items else Resources.empty()
 
 
 def alive_containers(state: checkpoint.RecoveredState) -> set[str]:

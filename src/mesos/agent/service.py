@@ -11,6 +11,14 @@ thread, in order) and every effect is carried out through it, so effects keep th
 core's order and none overtakes a checkpoint written before it: an update is on
 disk before the executor gets its ACKNOWLEDGED and before the master gets it.
 
+Executors run in containers of the Mesos containerizer (``--launcher``,
+``--isolation``): launched with their resources plus their tasks', resized when
+tasks come and go, destroyed (every process, escapees included with the linux
+launcher) when they end or are killed. A container ended by a limit (an OOM kill,
+say) fails its live tasks with that limitation's reason. On recovery the
+checkpointed containers are handed back to the containerizer, which destroys the
+orphans (cgroups under ``--cgroups_root`` no checkpoint names).
+
 Stopping comes in two kinds, as in Mesos: SIGTERM/SIGINT stop the agent and leave
 the executors of checkpointing frameworks running for the next agent to recover
 (those of the others are shut down); SIGUSR1 or the master's SHUTDOWN shut every
@@ -23,6 +31,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import inspect
 import logging
 import os
 import shutil
@@ -33,6 +42,13 @@ from typing import Any
 
 from mesos import __version__
 from mesos.agent import checkpoint, launcher, recovery
+from mesos.agent.api_operator import container_resources
+from mesos.agent.containerizer import (
+    CgroupsError,
+    ContainerizerError,
+    LaunchError,
+    MesosContainerizer,
+)
 from mesos.agent.core import AgentCore, CoreConfig
 from mesos.agent.events import (
     CheckpointTasks,
@@ -65,10 +81,11 @@ from mesos.agent.events import (
     ShutdownExecutor,
     ShutdownFramework,
     UpdateAcknowledged,
+    UpdateContainer,
     UpdateFramework,
 )
 from mesos.agent.master_link import MasterEvent, MasterLink, call
-from mesos.agent.state import v1_task
+from mesos.agent.state import Executor, v1_task
 from mesos.agent.status_updates import AckOutcome, Forward, Received, StatusUpdateManager
 from mesos.executor.command import executor_argv
 from mesos.flags import Flags
@@ -106,6 +123,7 @@ class Agent:
         attributes: list[dict[str, Any]],
         hostname: str,
         python: str,
+        containerizer: MesosContainerizer | None = None,
     ) -> None:
         self.flags = flags
         self.ip = flags.advertise_ip or flags.ip
@@ -126,9 +144,24 @@ class Agent:
             backoff_factor=flags.registration_backoff_factor,
         )
         self.streams: dict[tuple[str, str], EventStream] = {}
-        self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self.launcher = flags.launcher or launcher.default_launcher(
+            flags.cgroups_root, flags.cgroups_hierarchy)
+        flags.launcher = self.launcher  # /flags shows the launcher in use, as Mesos'
+        self.containerizer = containerizer or launcher.make_containerizer(
+            flags, resources, self.launcher)
+        log.info("Mesos containerizer: --launcher=%s --isolation=%s%s", self.launcher,
+                 self.containerizer.flags.isolation,
+                 f" --cgroups_root={self.containerizer.flags.cgroups_root}"
+                 if self.containerizer.cgroups is not None else "")
+        # Containers launched by this agent whose executor runs: container id -> pid.
+        self.processes: dict[str, launcher.ContainerProcess] = {}
         # Executors found alive on recovery (not our children): container id -> pid.
         self.recovered_pids: dict[str, int] = {}
+        # Containers whose launch is under way (destroyed, if need be, once started).
+        self._launching: set[str] = set()
+        # Containers being resized, and those to resize again once that is done.
+        self._resizing: set[str] = set()
+        self._resize_again: set[str] = set()
         self.checkpointer = checkpoint.Checkpointer(os.path.abspath(flags.work_dir))
         self.checkpoints = checkpoint.WriteQueue()
         # SIGUSR1 or the master's SHUTDOWN: every executor goes, checkpointed or not.
@@ -208,6 +241,8 @@ class Agent:
             self._timers.setdefault(effect.container_id, []).append(handle)
         elif isinstance(effect, DestroyContainer):
             self._destroy(effect.container_id)
+        elif isinstance(effect, UpdateContainer):
+            self._resize(effect.container_id)
         else:
             self._tell_master(effect)
 
@@ -423,7 +458,26 @@ class Agent:
 
     def executor_update(self, framework_id: str, executor_id: str,
                         status: v1.TaskStatus) -> None:
-        self.dispatch(ExecutorUpdate(framework_id, executor_id, status))
+        limitation = None
+        executor = self.core.executor(framework_id, executor_id)
+        if status.state == "TASK_FAILED" and executor is not None:
+            limitation = self._limitation(executor.container_id)
+        self.dispatch(ExecutorUpdate(framework_id, executor_id, status, limitation))
+
+    def _limitation(self, container_id: str) -> tuple[str, str] | None:
+        """(reason, message) of a limit the container already hit, if any (see
+        ExecutorUpdate: the kernel's OOM kill can be reported first by the executor)."""
+        if container_id not in self.containerizer.containers():
+            return None
+        for isolator in self.containerizer.isolators:
+            found = isolator.limitation_on_exit(container_id)
+            if inspect.isawaitable(found):  # only a synchronous answer will do here
+                if inspect.iscoroutine(found):
+                    found.close()
+                continue
+            if found is not None:
+                return found.reason, found.message
+        return None
 
     def executor_message(self, framework_id: str, executor_id: str, data: bytes) -> None:
         self.dispatch(ExecutorMessage(framework_id, executor_id, data))
@@ -431,7 +485,7 @@ class Agent:
     async def _launch_executor(self, effect: LaunchExecutor) -> None:
         cid = effect.container_id
         try:
-            _make_sandbox(effect.directory)
+            launcher.make_sandbox(effect.directory)
             command = effect.executor_info.command
             if command is None:
                 raise launcher.LaunchError("ExecutorInfo has no 'command'")
@@ -440,20 +494,25 @@ class Agent:
                 effect.directory, effect.role, os.environ)
             log.info("Launching executor '%s' of framework %s in container %s (sandbox %s)",
                      effect.executor_id, effect.framework_id, cid, effect.directory)
-            process = await launcher.launch(command, effect.directory, env)
+            self._launching.add(cid)
+            try:
+                pid = await self._launch_container(effect, command, env)
+            finally:
+                self._launching.discard(cid)
         except Exception as exc:  # whatever it is, the tasks must not stay STAGING
-            known = isinstance(exc, (OSError, launcher.LaunchError))
+            known = isinstance(exc, (OSError, launcher.LaunchError, LaunchError))
             log.error("Failed to launch executor '%s' of framework %s: %s",
                       effect.executor_id, effect.framework_id, exc, exc_info=not known)
+            self._resize_again.discard(cid)
             self.dispatch(ExecutorLaunchFailed(effect.framework_id, effect.executor_id, cid,
                                                str(exc) or type(exc).__name__))
             return
-        self.processes[cid] = process
-        self.dispatch(ExecutorStarted(effect.framework_id, effect.executor_id, cid, process.pid))
+        self.processes[cid] = launcher.ContainerProcess(pid)
+        self.dispatch(ExecutorStarted(effect.framework_id, effect.executor_id, cid, pid))
         if effect.framework_info.checkpoint and self.core.agent_id is not None:
             self.checkpoints.write(
                 functools.partial(self.checkpointer.pid, self.core.agent_id,
-                                  effect.framework_id, effect.executor_id, cid, process.pid),
+                                  effect.framework_id, effect.executor_id, cid, pid),
                 f"the pid of executor '{effect.executor_id}'")
         executor = self.core.executor(effect.framework_id, effect.executor_id)
         if (executor is None or executor.container_id != cid or executor.state == "TERMINATED"
@@ -461,39 +520,117 @@ class Agent:
             # Shut down while we were starting it (e.g. the agent is stopping); one that
             # subscribed meanwhile and was then sent SHUTDOWN has its grace period timer.
             self._destroy(cid)
+        elif cid in self._resize_again:  # tasks came or went while it was starting
+            self._resize_again.discard(cid)
+            self._resize(cid)
         timeout = RegistrationTimeout(effect.framework_id, effect.executor_id, cid)
         handle = asyncio.get_running_loop().call_later(
             self.flags.executor_registration_timeout, self.dispatch, timeout)
         self._timers.setdefault(cid, []).append(handle)
-        self._spawn(self._watch(effect, process), watcher=True, container_id=cid)
+        self._spawn(self._watch(effect.framework_id, effect.executor_id, cid),
+                    watcher=True, container_id=cid)
 
-    async def _watch(self, effect: LaunchExecutor, process: asyncio.subprocess.Process) -> None:
-        returncode = await process.wait()
-        cid = effect.container_id
+    async def _launch_container(self, effect: LaunchExecutor, command: v1.CommandInfo,
+                                env: dict[str, str]) -> int:
+        """Start the executor in its container, sized for it and its tasks (as now)."""
+        executor = self.core.executor(effect.framework_id, effect.executor_id)
+        if executor is None or executor.container_id != effect.container_id:
+            raise launcher.LaunchError("the executor was removed before it started")
+        scalars, ranges = launcher.container_limits(container_resources(executor))
+        user = command.user or effect.framework_info.user or None
+        with (
+            open(os.path.join(effect.directory, "stdout"), "ab") as out,
+            open(os.path.join(effect.directory, "stderr"), "ab") as err,
+        ):
+            return await self.containerizer.launch(
+                effect.container_id, launcher.command_argv(command), env=env,
+                cwd=effect.directory, sandbox=effect.directory, resources=scalars,
+                ranges=ranges, user=user, stdout=out, stderr=err)
+
+    async def _watch(self, framework_id: str, executor_id: str, cid: str) -> None:
+        """Wait for the container to end (the containerizer then kills what is left)."""
+        termination = await self.containerizer.wait(cid)
         self._cancel_timers(cid)
-        # Whatever the executor left behind in its session goes with it.
-        await asyncio.to_thread(launcher.kill_session_remains, process.pid)
         self.processes.pop(cid, None)
-        status = launcher.wait_status(returncode)
-        self.dispatch(ExecutorExited(effect.framework_id, effect.executor_id, cid, status))
-        self._forget_run(effect.framework_id, effect.executor_id, cid)
-        self._cancel_timers(cid)  # one armed while the remains were being killed
+        self.recovered_pids.pop(cid, None)
+        status = reason = None
+        message = ""
+        if termination is not None:
+            if termination.status is not None:
+                status = launcher.wait_status(termination.status)
+            reason, message = termination.reason, termination.message
+        self.dispatch(ExecutorExited(framework_id, executor_id, cid, status, reason, message))
+        self._forget_run(framework_id, executor_id, cid)
+        self._cancel_timers(cid)  # one armed while the container was being destroyed
 
     def _cancel_timers(self, container_id: str) -> None:
         for handle in self._timers.pop(container_id, []):
             handle.cancel()
 
     def _destroy(self, container_id: str) -> None:
-        pid = self.recovered_pids.get(container_id)
-        if pid is not None:
-            log.info("Killing recovered container %s (session %s)", container_id, pid)
-            self._spawn(asyncio.to_thread(launcher.kill_session, pid), watcher=True)
+        # One still being launched is destroyed by _launch_executor once it has started.
+        if (container_id in self.containerizer.containers()
+                and container_id not in self._launching):
+            log.info("Destroying container %s", container_id)
+            self._spawn(self.containerizer.destroy(container_id), watcher=True)
+
+    def _resize(self, container_id: str) -> None:
+        """Give the container its executor's current resources (one update at a time)."""
+        if container_id not in self.processes and container_id not in self.recovered_pids:
+            self._resize_again.add(container_id)  # launching: resized once started
             return
-        process = self.processes.get(container_id)
-        if process is not None and process.returncode is None:
-            log.info("Killing container %s (session %s)", container_id, process.pid)
-            # Scanning /proc for the session takes a while: not on the event loop.
-            self._spawn(asyncio.to_thread(launcher.kill_session, process.pid), watcher=True)
+        if container_id in self._resizing:
+            self._resize_again.add(container_id)
+            return
+        self._resizing.add(container_id)
+        self._spawn(self._apply_resize(container_id))
+
+    async def _apply_resize(self, container_id: str) -> None:
+        try:
+            while True:
+                self._resize_again.discard(container_id)
+                executor = self._executor_of(container_id)
+                if executor is None or executor.state == "TERMINATED":
+                    return
+                scalars, ranges = launcher.container_limits(container_resources(executor))
+                try:
+                    await self.containerizer.update(container_id, scalars, ranges)
+                except (ContainerizerError, CgroupsError, OSError) as exc:
+                    log.warning("Failed to update container %s to %s: %s", container_id,
+                                scalars, exc)
+                    return
+                if container_id not in self._resize_again:
+                    return
+        finally:
+            self._resizing.discard(container_id)
+
+    def _executor_of(self, container_id: str) -> Executor | None:
+        for executor in self.core.executors():
+            if executor.container_id == container_id:
+                return executor
+        return None
+
+    # ------------------------------------------------------------------ usage
+
+    async def container_usage(self, executor: Executor) -> dict[str, float] | None:
+        """ResourceStatistics of the executor's container; None when it has none (now).
+
+        As Mesos' containerizer does, ``cpus_limit`` and ``mem_limit_bytes`` come from
+        the container's resources when no isolator reports them.
+        """
+        cid = executor.container_id
+        if cid not in self.containerizer.containers():
+            return None
+        try:
+            stats = await self.containerizer.usage(cid)
+        except ContainerizerError:  # destroyed while we asked
+            return None
+        held = container_resources(executor)
+        if "cpus_limit" not in stats and held.scalar("cpus"):
+            stats["cpus_limit"] = held.scalar("cpus")
+        if "mem_limit_bytes" not in stats and held.scalar("mem"):
+            stats["mem_limit_bytes"] = float(int(held.scalar("mem") * 1024 * 1024))
+        return stats
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -573,19 +710,21 @@ class Agent:
             raise OSError(f"--recover must be 'reconnect' or 'cleanup', not "
                           f"'{self.flags.recover}'")
         try:
-            state = await asyncio.to_thread(checkpoint.read_state, work_dir,
-                                            strict=self.flags.strict)
+            # On the loop, not in a thread: msgspec decoding the same Struct types for the
+            # first time on two threads at once crashed the agent (SIGSEGV in msgspec's
+            # decoder, found by the chaos test). A few small files; start-up only.
+            state = checkpoint.read_state(work_dir, strict=self.flags.strict)
         except checkpoint.CheckpointError as exc:
             raise OSError(f"Cannot recover from the checkpoints (--strict): {exc}") from exc
-        if state is None:
+        if state is None:  # a fresh agent: every container under the root is an orphan
+            await self._recover_containers(None, set())
             return []
         alive = await asyncio.to_thread(recovery.alive_containers, state)
+        await self._recover_containers(state, alive)
         if self.flags.recover == "cleanup":
             log.info("Cleaning up agent %s: killing %d executor(s)", state.agent_id, len(alive))
-            for framework in state.frameworks:
-                for rex in framework.executors:
-                    if rex.container_id in alive and rex.pid is not None:
-                        await asyncio.to_thread(launcher.kill_session, rex.pid)
+            for cid in self.containerizer.containers():
+                await self.containerizer.destroy(cid)
             await asyncio.to_thread(shutil.rmtree, checkpoint.meta_dir(work_dir), True)
             return []
         restored = recovery.restore(self.core, state, alive)
@@ -597,14 +736,32 @@ class Agent:
             self.updates.update(framework_id, status, now)  # paused: sent on registering
         for framework_id, executor_id, cid, pid in restored.live:
             self.recovered_pids[cid] = pid
-            start = next(r.start_time for f in state.frameworks for r in f.executors
-                         if r.container_id == cid)
-            self._spawn(self._watch_recovered(framework_id, executor_id, cid, pid, start),
-                        watcher=True, container_id=cid)
+            self._spawn(self._watch(framework_id, executor_id, cid), watcher=True,
+                        container_id=cid)
         for framework_id, executor_id, cid in restored.dead:
             self.dispatch(ExecutorExited(framework_id, executor_id, cid, None))
             self._forget_run(framework_id, executor_id, cid)
+        kept = {cid for _, _, cid, _ in restored.live}
+        for cid in self.containerizer.containers() - kept:  # runs that are over
+            self._destroy(cid)
         return restored.live
+
+    async def _recover_containers(self, state: checkpoint.RecoveredState | None,
+                                  alive: set[str]) -> None:
+        """Hand the checkpointed containers to the containerizer; it destroys orphans.
+
+        Every checkpointed run is named (a dead executor's container may still hold
+        its tasks' processes, destroyed once the core has failed them); only a live
+        executor's pid is passed on (a dead one's number may have been reused).
+        """
+        states = recovery.container_states(state, alive) if state is not None else []
+        try:
+            orphans = await self.containerizer.recover(states)
+        except (CgroupsError, OSError) as exc:
+            raise OSError(f"Failed to recover the containerizer: {exc}") from exc
+        if orphans:
+            log.info("Destroyed %d orphan container(s): %s", len(orphans),
+                     ", ".join(sorted(orphans)))
 
     async def _await_resubscription(self, live: list[tuple[str, str, str, int]]) -> None:
         """Wait (bounded) for recovered executors to re-subscribe; destroy the others.
@@ -628,17 +785,6 @@ class Agent:
             await asyncio.sleep(0.1)
         for fw, ex, cid, _ in waiting():
             self.dispatch(ReregistrationTimeout(fw, ex, cid))
-
-    async def _watch_recovered(self, framework_id: str, executor_id: str, cid: str, pid: int,
-                               start_time: int | None) -> None:
-        """Poll a recovered executor (not our child) until it is gone."""
-        while await asyncio.to_thread(checkpoint.same_process, pid, start_time):
-            await asyncio.sleep(0.5)
-        self._cancel_timers(cid)
-        await asyncio.to_thread(launcher.kill_session_remains, pid)
-        self.recovered_pids.pop(cid, None)
-        self.dispatch(ExecutorExited(framework_id, executor_id, cid, None))
-        self._forget_run(framework_id, executor_id, cid)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -773,17 +919,6 @@ def _make_core(
     )
 
 
-def _make_sandbox(directory: str) -> None:
-    """Create the run directory and point ``runs/latest`` at it."""
-    os.makedirs(directory, exist_ok=True)
-    runs = os.path.dirname(directory)
-    link = os.path.join(runs, "latest")
-    tmp = os.path.join(runs, f".latest.{os.getpid()}")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
-    os.symlink(os.path.basename(directory), tmp)
-    os.replace(tmp, link)
-
-
 def _replace_agent_id(env: launcher.ExecutorEnv, agent_id: str) -> launcher.ExecutorEnv:
     return dataclasses.replace(env, agent_id=agent_id)
+

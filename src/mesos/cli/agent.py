@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
         exit_with_error(PROG, "Invalid --executor_environment_variables: expecting a JSON "
                               "object of strings")
     setup_logging(flags.logging_level)
+    from mesos.v1 import codec
+
+    codec.prepare_decoders()  # before any worker thread decodes (see its docstring)
     from mesos.agent.app import serve
     from mesos.agent.service import Agent
 

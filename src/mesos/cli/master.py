@@ -32,6 +32,9 @@ def setup_logging(level: str, log_dir: str | None, name: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     flags = parse_flags(PROG, FLAGS, sys.argv[1:] if argv is None else argv, os.environ)
     setup_logging(flags.logging_level, flags.log_dir, PROG)
+    from mesos.v1 import codec
+
+    codec.prepare_decoders()  # before any worker thread decodes (see its docstring)
     from mesos.master.app import serve
     from mesos.master.service import Master
 

@@ -208,3 +208,25 @@ def _lenient(obj: Any, type_: type[T], first: msgspec.ValidationError) -> T:
         if not _fix(obj, str(error)):
             break
     raise ValidationError(str(error)) from None
+
+
+def prepare_decoders() -> int:
+    """Build msgspec's decoding information for every wire type now, on this thread.
+
+    msgspec fills it in lazily on a type's first decode; two threads doing that for the
+    same type at once crashed a daemon (SIGSEGV inside msgspec). Daemons that decode in
+    worker threads (checkpoint recovery, the registry, ZooKeeper callbacks) call this
+    first, at start-up (about 20 ms). Returns how many types were prepared.
+    """
+    import inspect
+
+    from mesos.v1 import executor, internal, mesos, scheduler
+
+    count = 0
+    for module in (mesos, scheduler, executor, internal):
+        for obj in vars(module).values():
+            if (inspect.isclass(obj) and issubclass(obj, msgspec.Struct)
+                    and obj.__module__ == module.__name__):
+                msgspec.json.Decoder(obj)
+                count += 1
+    return count

@@ -250,8 +250,14 @@ class MesosContainerizer:
         if c is None:
             return self._terminated.get(container_id)
         if c.exited is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await asyncio.shield(c.exited)
+            except asyncio.CancelledError:
+                # The caller stopped waiting (or the loop is being torn down, which
+                # cancels the reaper too): that must not destroy the container.
+                task = asyncio.current_task()
+                if not c.exited.cancelled() or (task is not None and task.cancelling()):
+                    raise
         return await asyncio.shield(self._begin_destroy(c))
 
     async def destroy(self, container_id: str) -> ContainerTermination | None:
