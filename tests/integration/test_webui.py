@@ -124,6 +124,23 @@ def test_add_routes_refuses_an_app_that_already_routes_root() -> None:
         add_routes(app)
 
 
+@pytest.mark.slow
+def test_the_master_serves_the_ui_at_its_root(tmp_path: Path) -> None:
+    """A real mesos-master: / is the UI's page, its modules come from /static."""
+    import urllib.request
+
+    with Cluster(tmp_path, agents=0) as c:
+        with urllib.request.urlopen(f"http://{c.master_url}/", timeout=10) as page:
+            assert page.headers["Content-Type"].startswith("text/html")
+            html = page.read().decode()
+        modules = re.findall(r'src="/?(static/[^"]+\.js)"', html)
+        assert modules, html[:500]
+        for module in modules:
+            with urllib.request.urlopen(f"http://{c.master_url}/{module}", timeout=10) as js:
+                assert "javascript" in js.headers["Content-Type"]
+                assert js.read()
+
+
 # --------------------------------------------------------------------------- browser
 
 

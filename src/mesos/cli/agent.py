@@ -11,6 +11,7 @@ import sys
 
 from mesos.agent.flags import FLAGS
 from mesos.flags import Flags, exit_with_error, parse_flags
+from mesos.resources import Resources
 
 PROG = "mesos-agent"
 
@@ -38,6 +39,24 @@ def _hostname(flags: Flags) -> str:
     return str(ip)
 
 
+def _detect_gpus(flags: Flags) -> Resources:
+    """With ``gpu/nvidia`` isolation, the GPUs ``nvidia-smi`` lists (narrowed by
+    ``--nvidia_gpu_devices``) become a ``gpus`` resource unless ``--resources`` names
+    one, as in Mesos; without that isolator no GPU is offered."""
+    from mesos.agent.containerizer.isolators.gpu import GpuError, discover_gpus
+
+    if "gpu/nvidia" not in [i.strip() for i in (flags.isolation or "").split(",")]:
+        return Resources.empty()
+    devices = tuple(flags.nvidia_gpu_devices) if flags.nvidia_gpu_devices else None
+    try:
+        gpus = discover_gpus(devices)
+    except GpuError as exc:
+        exit_with_error(PROG, f"Cannot discover GPUs for --isolation=gpu/nvidia: {exc}")
+    if not gpus:
+        return Resources.empty()
+    return Resources.parse(f"gpus:{len(gpus)}", flags.default_role)
+
+
 def main(argv: list[str] | None = None) -> None:
     flags = parse_flags(PROG, FLAGS, sys.argv[1:] if argv is None else argv, os.environ)
     from mesos import attributes
@@ -50,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         exit_with_error(PROG, str(exc))
     try:
         detected = detect_resources(flags.work_dir, flags.default_role)
+        detected = detected + _detect_gpus(flags)
         resources = merge_with_detected(flags.resources, detected, flags.default_role)
     except (ResourcesError, ValueError) as exc:
         exit_with_error(PROG, f"Invalid --resources: {exc}")
