@@ -39,7 +39,7 @@ def test_help_lists_every_flag_with_its_default() -> None:
         (("--master=zk://h:notaport/mesos",), "notaport"),
         (("--master=nohost",), "host:port"),
         (("--bogus=1",), "bogus"),
-        (("--gc_delay=1weeks",), "gc_delay"),  # no sandbox garbage collection (yet)
+        (("--gc_disk_headroom=2",), "gc_disk_headroom"),
         (("--isolation=cgroups/bogus",), "cgroups/bogus"),
         (("--launcher=bogus",), "--launcher"),
     ],

@@ -70,6 +70,9 @@ def command_executor_info(
     command = _argv_command(argv)
     if task.command is not None and task.command.user is not None:
         command = msgspec.structs.replace(command, user=task.command.user)
+    if task.command is not None and task.command.uris:
+        # As in Mesos, the task's URIs are fetched into the command executor's sandbox.
+        command = msgspec.structs.replace(command, uris=task.command.uris)
     return v1.ExecutorInfo(
         type="CUSTOM",
         executor_id=v1.ExecutorID(value=task.task_id.value),

@@ -8,6 +8,7 @@ flags are declared next to them (``containerizer/isolators/*.py``) and listed he
 
 from __future__ import annotations
 
+from mesos.agent import fetcher, gc
 from mesos.agent.containerizer.isolators import disk, filesystem, gpu, ports
 from mesos.flags import JSON, Duration, Flag
 
@@ -86,6 +87,8 @@ FLAGS: list[Flag] = [
     *ports.FLAGS,
     *filesystem.FLAGS,
     *gpu.FLAGS,
+    *fetcher.FLAGS,
+    *gc.FLAGS,
     Flag("sandbox_directory", str, "/mnt/mesos/sandbox",
          "Sandbox path inside a container with its own root filesystem."),
     Flag("max_completed_executors_per_framework", int, 150,

@@ -47,10 +47,12 @@ def id_error(value: str) -> str | None:
     return None
 
 
+def framework_dir(work_dir: str, agent_id: str, framework_id: str) -> str:
+    return os.path.join(work_dir, "slaves", agent_id, "frameworks", framework_id)
+
+
 def executor_dir(work_dir: str, agent_id: str, framework_id: str, executor_id: str) -> str:
-    return os.path.join(
-        work_dir, "slaves", agent_id, "frameworks", framework_id, "executors", executor_id
-    )
+    return os.path.join(framework_dir(work_dir, agent_id, framework_id), "executors", executor_id)
 
 
 def sandbox_dir(

@@ -41,7 +41,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mesos import __version__
-from mesos.agent import checkpoint, launcher, recovery
+from mesos.agent import checkpoint, launcher, paths, recovery
 from mesos.agent.api_operator import container_resources
 from mesos.agent.containerizer import (
     CgroupsError,
@@ -84,6 +84,8 @@ from mesos.agent.events import (
     UpdateContainer,
     UpdateFramework,
 )
+from mesos.agent.fetcher import Fetcher, FetchError
+from mesos.agent.gc import GarbageCollector
 from mesos.agent.master_link import MasterEvent, MasterLink, call
 from mesos.agent.state import Executor, v1_task
 from mesos.agent.status_updates import AckOutcome, Forward, Received, StatusUpdateManager
@@ -159,6 +161,13 @@ class Agent:
         self.recovered_pids: dict[str, int] = {}
         # Containers whose launch is under way (destroyed, if need be, once started).
         self._launching: set[str] = set()
+        self._fetcher: Fetcher | None = None  # made once the agent has its id
+        self._fetcher_ready: asyncio.Future[None] | None = None
+        # Sandboxes of finished executors and removed frameworks go after --gc_delay.
+        self.gc = GarbageCollector(
+            os.path.abspath(flags.work_dir), gc_delay=flags.gc_delay,
+            disk_watch_interval=flags.disk_watch_interval,
+            gc_disk_headroom=flags.gc_disk_headroom)
         # Containers being resized, and those to resize again once that is done.
         self._resizing: set[str] = set()
         self._resize_again: set[str] = set()
@@ -261,6 +270,9 @@ class Agent:
             agent_id = self.core.agent_id
             for framework_id in effect.framework_ids:
                 self.updates.remove_framework(framework_id)
+                if agent_id is not None and not self.stopping.is_set():
+                    self.gc.schedule(self.flags.gc_delay, paths.framework_dir(
+                        self.checkpointer.work_dir, agent_id, framework_id))
                 if agent_id is not None:
                     self.checkpoints.write(
                         functools.partial(self.checkpointer.remove_framework, agent_id,
@@ -482,9 +494,22 @@ class Agent:
     def executor_message(self, framework_id: str, executor_id: str, data: bytes) -> None:
         self.dispatch(ExecutorMessage(framework_id, executor_id, data))
 
+    async def _get_fetcher(self) -> Fetcher:
+        """The agent's fetcher, its cache under this agent id's directory (emptied the
+        first time, as Mesos' is at start-up)."""
+        if self._fetcher is None:
+            # Made and recovered once, even when several launches ask at the same time:
+            # one fetcher (one lock per URI) is what makes a download happen only once.
+            self._fetcher = Fetcher.from_flags(self.flags, self.core.agent_id or "unregistered")
+            self._fetcher_ready = asyncio.get_running_loop().create_task(self._fetcher.recover())
+        assert self._fetcher_ready is not None
+        await asyncio.shield(self._fetcher_ready)
+        return self._fetcher
+
     async def _launch_executor(self, effect: LaunchExecutor) -> None:
         cid = effect.container_id
         try:
+            self.gc.unschedule_for(effect.directory)  # a framework dir may be scheduled
             launcher.make_sandbox(effect.directory)
             command = effect.executor_info.command
             if command is None:
@@ -492,6 +517,10 @@ class Agent:
             env = launcher.executor_environment(
                 self.executor_env, effect.executor_info, effect.framework_info,
                 effect.directory, effect.role, os.environ)
+            if command.uris:
+                fetcher = await self._get_fetcher()
+                await fetcher.fetch(command.uris, effect.directory,
+                                    user=command.user or effect.framework_info.user or None)
             log.info("Launching executor '%s' of framework %s in container %s (sandbox %s)",
                      effect.executor_id, effect.framework_id, cid, effect.directory)
             self._launching.add(cid)
@@ -500,7 +529,7 @@ class Agent:
             finally:
                 self._launching.discard(cid)
         except Exception as exc:  # whatever it is, the tasks must not stay STAGING
-            known = isinstance(exc, (OSError, launcher.LaunchError, LaunchError))
+            known = isinstance(exc, (OSError, launcher.LaunchError, LaunchError, FetchError))
             log.error("Failed to launch executor '%s' of framework %s: %s",
                       effect.executor_id, effect.framework_id, exc, exc_info=not known)
             self._resize_again.discard(cid)
@@ -550,6 +579,8 @@ class Agent:
     async def _watch(self, framework_id: str, executor_id: str, cid: str) -> None:
         """Wait for the container to end (the containerizer then kills what is left)."""
         termination = await self.containerizer.wait(cid)
+        executor = self.core.executor(framework_id, executor_id)
+        sandbox = executor.directory if executor and executor.container_id == cid else None
         self._cancel_timers(cid)
         self.processes.pop(cid, None)
         self.recovered_pids.pop(cid, None)
@@ -562,6 +593,8 @@ class Agent:
         self.dispatch(ExecutorExited(framework_id, executor_id, cid, status, reason, message))
         self._forget_run(framework_id, executor_id, cid)
         self._cancel_timers(cid)  # one armed while the container was being destroyed
+        if sandbox is not None and not self.stopping.is_set():
+            self.gc.schedule(self.flags.gc_delay, sandbox)
 
     def _cancel_timers(self, container_id: str) -> None:
         for handle in self._timers.pop(container_id, []):
@@ -791,6 +824,7 @@ class Agent:
     async def run(self) -> None:
         """Talk to the master until asked to stop, then stop (see :meth:`shutdown`)."""
         await self.recover()
+        self.gc.start()
         link = asyncio.get_running_loop().create_task(self.link.run())
         link.add_done_callback(self._link_done)
         try:
@@ -857,6 +891,9 @@ class Agent:
             self.checkpoints.write(self.checkpointer.forget_agent, "the removal of the agent id")
         await self.checkpoints.drain(10.0)
         self.checkpoints.close()
+        if self._fetcher is not None:
+            await self._fetcher.close()
+        await self.gc.stop()
         await self.link.flush(2.0)
         log.info("Agent stopped")
 

@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         resources = merge_with_detected(flags.resources, detected, flags.default_role)
     except (ResourcesError, ValueError) as exc:
         exit_with_error(PROG, f"Invalid --resources: {exc}")
+    if not 0.0 <= flags.gc_disk_headroom <= 1.0:
+        exit_with_error(PROG, f"Invalid --gc_disk_headroom: {flags.gc_disk_headroom} is not "
+                              "within [0.0, 1.0]")
     try:
         attrs = attributes.parse(flags.attributes)
     except ValueError as exc:
