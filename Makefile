@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed
 ZK_STAMP = $(VENV)/.zookeeper
 CHROMIUM_STAMP = $(VENV)/.chromium
 
-.PHONY: all venv zookeeper run test test-fast lint bench clean
+.PHONY: all venv zookeeper run run-ha test test-fast lint bench clean
 
 all: test
 
@@ -38,6 +38,16 @@ $(CHROMIUM_STAMP): scripts/install-chromium.sh | $(STAMP)
 ## run: a local cluster (master on 127.0.0.1:5050 and two agents); Ctrl-C stops it
 run: $(STAMP)
 	$(VENV)/bin/mesos-local --num_agents=2 --ip=127.0.0.1 --port=5050 --work_dir=$${MESOS_WORK_DIR:-/tmp/mesos-local}
+
+## run-ha: ZooKeeper on 127.0.0.1:2181, three masters electing a leader there (5050-5052)
+## and two agents following it; a master that exits is restarted. Ctrl-C stops it all.
+HA_DIR ?= $${MESOS_WORK_DIR:-/tmp/mesos-ha}
+run-ha: $(STAMP) $(ZK_STAMP)
+	@mkdir -p $(HA_DIR); \
+	$(PY) -m mesos.testing.zk --port 2181 --dir $(HA_DIR)/zookeeper & zk=$$!; \
+	trap 'kill $$zk 2>/dev/null; wait $$zk 2>/dev/null' EXIT INT TERM; \
+	$(VENV)/bin/mesos-local --zk=zk://127.0.0.1:2181/mesos --num_masters=3 --num_agents=2 \
+		--ip=127.0.0.1 --port=5050 --work_dir=$(HA_DIR) --start_timeout=120secs
 
 ## lint: ruff and mypy over the package, tests and benchmarks
 lint: $(STAMP)

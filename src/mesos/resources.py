@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from mesos.values import (
     ALLOC,
@@ -62,9 +62,12 @@ __all__ = [
     "Resource",
     "Resources",
     "ResourcesError",
+    "Volume",
+    "apply_checkpointed",
     "detect_resources",
     "merge_with_detected",
     "validate_role",
+    "validate_volumes",
 ]
 
 # --------------------------------------------------------------------------- Resources
@@ -487,8 +490,169 @@ class Resources:
         """The same resources with every reservation dropped."""
         return self._remap(lambda k: (*k[:RES], (), *k[RES + 1 :]))
 
+    # ----------------------------------------------------------------- volumes
+
+    def _rebuild(self, change: Any) -> Resources:
+        """Like ``_remap`` but the new key may drop ``shared``: one copy is kept then."""
+        m: dict[Key, Any] = {}
+        for key, value in self._m.items():
+            new_key = change(key)
+            if key[SHARED] and not new_key[SHARED]:
+                value = value[0]
+            cur = m.get(new_key)
+            m[new_key] = value if cur is None else add_values(new_key, cur, value)
+        return Resources._make(m)
+
+    def without_volumes(self) -> Resources:
+        """The disk the persistent volumes sit on: ``disk.persistence``,
+        ``disk.volume`` and ``shared`` dropped (what CREATE consumes, DESTROY gives)."""
+        return self._rebuild(lambda k: (*k[:DISK], _strip_disk(k[DISK]), k[REV], False,
+                                        k[PROVIDER]) if _is_volume(k) else k)
+
+    def checkpointed(self) -> Resources:
+        """What the agent must remember across restarts: dynamically reserved
+        resources and persistent volumes (static resources come from its flags)."""
+        return self._filter(
+            lambda k: _is_volume(k) or any(r.type == "DYNAMIC" for r in k[RES])
+        )
+
+    def static_form(self) -> Resources:
+        """The same resources as the agent's flags give them: dynamic reservations and
+        persistent volumes taken off (static reservations kept)."""
+        return self.without_volumes()._remap(
+            lambda k: (*k[:RES], tuple(r for r in k[RES] if r.type != "DYNAMIC"),
+                       *k[RES + 1 :])
+        )
+
+    def single_entries(self) -> list[Resources]:
+        """Each entry as its own ``Resources`` (a shared one with one copy)."""
+        out: list[Resources] = []
+        for key, value in self._m.items():
+            out.append(Resources._make({key: (value[0], 1) if key[SHARED] else value}))
+        return out
+
+    def volumes(self) -> list[Volume]:
+        """The persistent volumes, one per entry."""
+        out: list[Volume] = []
+        for key, value in self._m.items():
+            if not _is_volume(key):
+                continue
+            assert key[DISK] is not None
+            disk = json.loads(key[DISK])
+            persistence = disk.get("persistence") or {}
+            volume = disk.get("volume") or {}
+            out.append(Volume(
+                persistence_id=str(persistence.get("id", "")),
+                role=key[RES][-1].role if key[RES] else "*",
+                container_path=str(volume.get("container_path", "")),
+                mode=str(volume.get("mode", "RW")),
+                shared=key[SHARED],
+                principal=persistence.get("principal"),
+                resources=Resources._make({key: (value[0], 1) if key[SHARED] else value}),
+            ))
+        return out
+
 
 _EMPTY = Resources._make({})
+
+
+class Volume(NamedTuple):
+    """One persistent volume: where it lives on the agent and where tasks see it."""
+
+    persistence_id: str
+    role: str
+    container_path: str
+    mode: str
+    shared: bool
+    principal: str | None
+    resources: Resources
+
+
+def _is_volume(key: Key) -> bool:
+    return key[DISK] is not None and '"persistence"' in key[DISK]
+
+
+def _strip_disk(disk_key: str | None) -> str | None:
+    if disk_key is None:
+        return None
+    disk = json.loads(disk_key)
+    disk.pop("persistence", None)
+    disk.pop("volume", None)
+    if not disk:
+        return None
+    return json.dumps(disk, sort_keys=True, separators=(",", ":"))
+
+
+def _path_problem(text: str, what: str) -> str | None:
+    if not text:
+        return f"{what} must not be empty"
+    parts = text.split("/")
+    if any(p in (".", "..") for p in parts):
+        return f"{what} '{text}' must not contain '.' or '..' components"
+    if any(ord(c) < 32 or c == "\x7f" for c in text):
+        return f"{what} '{text}' must not contain control characters"
+    return None
+
+
+def validate_volumes(volumes: Resources, where: str) -> None:
+    """Mesos' rules for the volumes of a CREATE; raises ResourcesError naming the
+    culprit. Volume ids name directories on the agent, container paths name places
+    in the sandbox, so neither may climb out with ``..``."""
+    if not volumes:
+        raise ResourcesError(f"Invalid '{where}': no volumes given")
+    seen: set[str] = set()
+    for key in volumes._m:
+        if not _is_volume(key):
+            raise ResourcesError(
+                f"Invalid '{where}': '{key[NAME]}' is not a persistent volume "
+                "(it needs 'disk.persistence.id')"
+            )
+    for volume in volumes.volumes():
+        key = next(iter(volume.resources._m))
+        pid = volume.persistence_id
+        problem = _path_problem(pid, "persistence id")
+        if problem is None and "/" in pid:
+            problem = f"persistence id '{pid}' must not contain '/'"
+        if problem is not None:
+            raise ResourcesError(f"Invalid '{where}': {problem}")
+        if key[NAME] != "disk" or key[KIND] != SCALAR:
+            raise ResourcesError(f"Invalid '{where}': volume '{pid}' must be a 'disk' scalar")
+        if pid in seen:
+            raise ResourcesError(f"Invalid '{where}': persistence id '{pid}' is given twice")
+        seen.add(pid)
+        if not key[RES]:
+            raise ResourcesError(
+                f"Invalid '{where}': persistent volume '{pid}' cannot be created from "
+                "unreserved resources"
+            )
+        if key[REV]:
+            raise ResourcesError(f"Invalid '{where}': volume '{pid}' cannot be revocable")
+        path = volume.container_path
+        problem = _path_problem(path, "container path")
+        if problem is None and path.startswith("/"):
+            problem = f"container path '{path}' must be relative to the sandbox"
+        if problem is not None:
+            raise ResourcesError(f"Invalid '{where}': volume '{pid}': {problem}")
+        if volume.mode not in ("RW", "RO"):
+            raise ResourcesError(
+                f"Invalid '{where}': volume '{pid}' mode must be RW or RO, not '{volume.mode}'"
+            )
+
+
+def apply_checkpointed(static: Resources, checkpointed: Resources) -> Resources:
+    """The agent's total: its flag resources with the checkpointed reservations and
+    volumes laid over what they were made from. Raises ResourcesError if the flags no
+    longer hold them (the agent's resources were changed incompatibly)."""
+    total = static
+    for part in checkpointed.single_entries():
+        source = part.static_form()
+        if not total.contains(source):
+            raise ResourcesError(
+                f"Checkpointed resources {part} are incompatible with the agent's "
+                f"resources {static}"
+            )
+        total = total - source + part
+    return total
 
 
 # --------------------------------------------------------------------------- detection

@@ -458,3 +458,61 @@ async def test_a_restarted_agent_takes_its_containers_back(
         await fw.until("t", {"TASK_KILLED"})
         await eventually(lambda: cid not in containers(cgroups_root), "the container to go")
         assert [p for p in members if alive(p)] == []
+
+
+# --------------------------------------------------------------------------- disk and ports
+
+
+def _listen(port: int) -> str:
+    return (f"{sys.executable} -c \"import socket, time; s = socket.socket(); "
+            f"s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+            f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(600)\"")
+
+
+async def _launch_with(fw: Framework, task_id: str, command: str,
+                       extra: list[dict[str, Any]]) -> None:
+    offer = (await fw.sched.next_event("OFFERS", timeout=WAIT))["offers"]["offers"][0]
+    info = {"name": task_id, "task_id": {"value": task_id}, "agent_id": offer["agent_id"],
+            "command": {"value": command},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.2}},
+                          {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}, *extra]}
+    code, body = await fw.sched.call({
+        "type": "ACCEPT", "framework_id": fw.sched.fw(), "accept": {
+            "offer_ids": [offer["id"]],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [info]}}]}})
+    assert code == 202, body
+
+
+async def test_a_task_writing_past_its_disk_fails_with_the_disk_limitation(
+    start: Callable[..., Cluster],
+) -> None:
+    cluster = start("cgroups/cpu,cgroups/mem,disk/du", "--enforce_container_disk_quota",
+                    "--container_disk_watch_interval=200ms")
+    async with Framework(cluster) as fw:
+        disk = {"name": "disk", "type": "SCALAR", "scalar": {"value": 4}}
+        await _launch_with(fw, "filler", "dd if=/dev/zero of=blob bs=1M count=8; sleep 600",
+                           [disk])
+        failed = await fw.until("filler", {"TASK_FAILED"})
+        assert failed["reason"] == "REASON_CONTAINER_LIMITATION_DISK", failed
+        assert failed["source"] == "SOURCE_AGENT", failed
+
+
+async def test_a_task_listening_on_a_port_it_was_not_given_is_killed(
+    start: Callable[..., Cluster],
+) -> None:
+    cluster = start("cgroups/cpu,cgroups/mem,network/ports", "--enforce_container_ports",
+                    "--container_ports_watch_interval=200ms",
+                    resources="cpus:2;mem:1024;disk:1024;ports:[31000-31010]")
+    def ports(begin: int, end: int) -> dict[str, Any]:
+        return {"name": "ports", "type": "RANGES",
+                "ranges": {"range": [{"begin": begin, "end": end}]}}
+
+    async with Framework(cluster) as fw:
+        await _launch_with(fw, "polite", _listen(31001), [ports(31001, 31001)])
+        await fw.until("polite", {"TASK_RUNNING"})
+        await _launch_with(fw, "squatter", _listen(31005), [ports(31002, 31002)])
+        failed = await fw.until("squatter", {"TASK_FAILED"})
+        assert failed["reason"] == "REASON_CONTAINER_LIMITATION", failed
+        assert "31005" in failed.get("message", ""), failed
+        # The task on the port it was given was scanned as often and is left alone.
+        assert fw.state("polite") == "TASK_RUNNING", fw.statuses.get("polite")

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from mesos.master import registry
 from mesos.master.registrar import KEY, Registrar, open_storage
 from mesos.master.registry import (
     AddFramework,
@@ -77,12 +78,15 @@ def test_operations_are_deterministic() -> None:
     assert results[0] == results[1]
 
 
-def test_copy_does_not_share_records() -> None:
+def test_deep_copy_does_not_share_records() -> None:
     r = Registry()
     AdmitAgent(id="S1", info=INFO).apply(r)
-    c = r.copy()
+    c = r.deep_copy()
     c.agents["S1"].info["hostname"] = "other"
     assert r.agents["S1"].info["hostname"] == "h1"
+    shallow = r.copy()
+    shallow.agents.pop("S1")
+    assert "S1" in r.agents  # containers are the copy's own
 
 
 async def test_registrar_persists_and_recovers(tmp_path: Path) -> None:
@@ -153,3 +157,76 @@ def test_prune_unreachable_is_deterministic() -> None:
     op.apply(a)
     op.apply(b)
     assert a == b and set(a.unreachable) == {"S2", "S4"}  # ties are broken by id
+
+
+# ------------------------------------------------- copies share records: none is changed
+
+def _populated() -> registry.Registry:
+    from mesos.master.registry import (
+        DrainRecord,
+        MachineRecord,
+        QuotaRecord,
+        UnreachableRecord,
+        WindowRecord,
+    )
+
+    r = registry.Registry()
+    for i in range(3):
+        registry.AdmitAgent(id=f"S{i}", info={"hostname": f"h{i}", "port": 5051}).apply(r)
+        registry.AddFramework(id=f"F{i}", info={"name": f"f{i}", "user": "u"}).apply(r)
+    r.unreachable["U0"] = UnreachableRecord(id="U0", info={"hostname": "u"}, time=5.0)
+    r.gone["G0"] = 1.0
+    r.weights["a"] = 2.0
+    r.quotas["a"] = QuotaRecord(role="a", guarantees={"cpus": 1.0}, limits={"cpus": 2.0})
+    machine = MachineRecord(hostname="h0", ip="10.0.0.1")
+    r.schedule.append(WindowRecord(machine_ids=[machine], start=10.0, duration=60.0))
+    r.deactivated.append("S2")
+    r.drains["S2"] = DrainRecord(max_grace_period=5.0)
+    return r
+
+
+def _every_operation() -> list[registry.Operation]:
+    from mesos.master.registry import DrainRecord, MachineRecord, QuotaRecord, WindowRecord
+
+    machine = MachineRecord(hostname="h0", ip="10.0.0.1")
+    return [
+        registry.AdmitAgent(id="S0", info={"hostname": "new", "port": 5052}),
+        registry.AdmitAgent(id="U0", info={"hostname": "u", "port": 5051}),
+        registry.MarkAgentUnreachable(id="S1", time=9.0),
+        registry.MarkAgentReachable(id="U0"),
+        registry.MarkAgentGone(id="S1", time=9.0),
+        registry.PruneUnreachable(max_age=1.0, max_count=0, now=100.0),
+        registry.RemoveAgent(id="S0"),
+        registry.AddFramework(id="F0", info={"name": "renamed", "user": "u"}),
+        registry.RemoveFramework(id="F1"),
+        registry.UpdateWeights(weights={"a": 3.0, "b": 1.0}),
+        registry.UpdateQuota(configs=[QuotaRecord(role="a", guarantees={"cpus": 3.0})]),
+        registry.UpdateSchedule(windows=[WindowRecord(machine_ids=[machine], start=20.0)]),
+        registry.StartMaintenance(machines=[machine], agent_ids=["S0"]),
+        registry.StopMaintenance(machines=[machine]),
+        registry.DeactivateAgent(id="S1", drain=DrainRecord(mark_gone=True)),
+        registry.ReactivateAgent(id="S2"),
+    ]
+
+
+def test_every_operation_leaves_the_registry_it_was_copied_from_unchanged() -> None:
+    """Registry.copy shares records between the copies (a deep copy per write made
+    admitting agents quadratic), which is only safe while no operation changes a record
+    in place. Every operation type is applied to a copy of a populated registry."""
+    operations = _every_operation()
+    covered = {type(op) for op in operations}
+    declared = set(registry.Operation.__subclasses__())
+    assert declared <= covered, f"add these to _every_operation: {declared - covered}"
+    original = _populated()
+    before = msgspec.json.encode(original)
+    for op in operations:
+        candidate = original.copy()
+        op.apply(candidate)
+        assert msgspec.json.encode(original) == before, f"{type(op).__name__} changed the original"
+
+
+def test_copy_names_every_field() -> None:
+    """A field added to Registry but not to copy() would be lost on every write."""
+    r = _populated()
+    assert msgspec.json.encode(r.copy()) == msgspec.json.encode(r)
+    assert all(getattr(r.copy(), f) is not getattr(r, f) for f in Registry.__struct_fields__)

@@ -79,6 +79,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "data": bytes,
     },
     "UPDATE_FRAMEWORK": {"framework_info": v1.FrameworkInfo},
+    "CHECKPOINT_RESOURCES": {"resources": list[v1.Resource] | None},
     "SHUTDOWN": {"message": str | None},
     "PING": {},
     "HEARTBEAT": {},

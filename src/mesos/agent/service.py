@@ -41,7 +41,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mesos import __version__
-from mesos.agent import checkpoint, launcher, paths, recovery
+from mesos.agent import checkpoint, launcher, paths, recovery, volumes
 from mesos.agent.api_operator import container_resources
 from mesos.agent.containerizer import (
     CgroupsError,
@@ -92,7 +92,7 @@ from mesos.agent.status_updates import AckOutcome, Forward, Received, StatusUpda
 from mesos.executor.command import executor_argv
 from mesos.flags import Flags
 from mesos.http.streaming import EventStream
-from mesos.resources import Resources
+from mesos.resources import Resources, ResourcesError
 from mesos.v1 import codec
 from mesos.v1 import executor as ev1
 from mesos.v1 import mesos as v1
@@ -172,6 +172,10 @@ class Agent:
         self._resizing: set[str] = set()
         self._resize_again: set[str] = set()
         self.checkpointer = checkpoint.Checkpointer(os.path.abspath(flags.work_dir))
+        # Flag resources with the checkpointed reservations and volumes laid over them
+        # (read back in recover()); the master sends changes as CHECKPOINT_RESOURCES.
+        self.volume_state = volumes.CheckpointedResources(resources, Resources.empty(),
+                                                          resources)
         self.checkpoints = checkpoint.WriteQueue()
         # SIGUSR1 or the master's SHUTDOWN: every executor goes, checkpointed or not.
         self.full_shutdown = False
@@ -355,7 +359,9 @@ class Agent:
                                  core.agent_info.id, head))
         subscribe = AgentSubscribe(
             agent_info=core.agent_info,
-            resources=core.agent_info.resources,
+            resources=codec.decode_obj(self.volume_state.total.to_json(), list[v1.Resource]),
+            checkpointed_resources=codec.decode_obj(
+                self.volume_state.checkpointed.to_json(), list[v1.Resource]),
             frameworks=[f.info for f in core.frameworks.values()],
             executors=[e.info for e in core.executors() if not e.command_executor],
             tasks=tasks,
@@ -389,6 +395,8 @@ class Agent:
                                            p["data"]))
         elif kind == "UPDATE_FRAMEWORK":
             self.dispatch(UpdateFramework(p["framework_info"]))
+        elif kind == "CHECKPOINT_RESOURCES":
+            self._checkpoint_resources(p["resources"] or [])
         elif kind == "PING":
             self._send("PONG")
         elif kind == "SHUTDOWN":
@@ -397,6 +405,30 @@ class Agent:
             log.error("The master reported an error: %s", p.get("message"))
         elif kind != "HEARTBEAT":
             log.warning("Ignoring unknown event '%s' from the master", kind)
+
+    def _checkpoint_resources(self, items: list[v1.Resource]) -> None:
+        """The master's new checkpointed resources: written, and volume directories
+        made or deleted, on the checkpoint writer thread (in order with other writes;
+        deleting a destroyed volume's data can take a while)."""
+        try:
+            resources = Resources.from_json(codec.to_builtins(items))
+        except ResourcesError as exc:
+            log.error("Ignoring checkpointed resources from the master: %s", exc)
+            return
+        work_dir = self.checkpointer.work_dir
+
+        def write() -> None:
+            try:
+                self.volume_state = volumes.apply(work_dir, self.volume_state, resources)
+            except (volumes.VolumeError, OSError) as exc:
+                log.error("Cannot apply checkpointed resources %s: %s", resources, exc)
+
+        self.checkpoints.write(write, "the checkpointed resources")
+
+    def _link_volumes(self, sandbox: str, resources: Resources) -> None:
+        """Persistent volumes of a container's tasks appear in its sandbox."""
+        if resources.persistent_volumes():
+            volumes.link_volumes(self.checkpointer.work_dir, sandbox, resources)
 
     def _on_subscribed(self, agent_id: str) -> None:
         current = self.core.agent_id
@@ -566,6 +598,10 @@ class Agent:
         if executor is None or executor.container_id != effect.container_id:
             raise launcher.LaunchError("the executor was removed before it started")
         scalars, ranges = launcher.container_limits(container_resources(executor))
+        try:
+            self._link_volumes(effect.directory, container_resources(executor))
+        except volumes.VolumeError as exc:
+            raise launcher.LaunchError(str(exc)) from None
         user = command.user or effect.framework_info.user or None
         with (
             open(os.path.join(effect.directory, "stdout"), "ab") as out,
@@ -626,6 +662,10 @@ class Agent:
                 if executor is None or executor.state == "TERMINATED":
                     return
                 scalars, ranges = launcher.container_limits(container_resources(executor))
+                try:
+                    self._link_volumes(executor.directory, container_resources(executor))
+                except volumes.VolumeError as exc:
+                    log.warning("Container %s: %s", container_id, exc)
                 try:
                     await self.containerizer.update(container_id, scalars, ranges)
                 except (ContainerizerError, CgroupsError, OSError) as exc:
@@ -742,6 +782,11 @@ class Agent:
             # OSError: the CLI reports it as a failure to start, in one line.
             raise OSError(f"--recover must be 'reconnect' or 'cleanup', not "
                           f"'{self.flags.recover}'")
+        try:
+            # One small file, read on the loop as the checkpoints below are.
+            self.volume_state = volumes.recover(work_dir, self.resources)
+        except volumes.VolumeError as exc:
+            raise OSError(f"Cannot recover the checkpointed resources: {exc}") from exc
         try:
             # On the loop, not in a thread: msgspec decoding the same Struct types for the
             # first time on two threads at once crashed the agent (SIGSEGV in msgspec's

@@ -227,6 +227,9 @@ class Stages(Books):
                 chunk = offerable
                 if agent.has_revocable and not framework.revocable:
                     chunk = offerable.non_revocable()
+                if agent.has_reservations and "SHARED_RESOURCES" not in framework.capabilities:
+                    # Shared volumes (always reserved) only to frameworks that can share.
+                    chunk = chunk.non_shared()
                 if chunk is not available and not self._allocatable(chunk):
                     continue
                 if framework_id in filtered and filters.is_filtered(

@@ -3,6 +3,12 @@
 Each daemon is its own process (the same ``mesos-master`` / ``mesos-agent`` a real
 cluster runs), with its own port and work dir under ``--work_dir``. Stopping
 ``mesos-local`` (Ctrl-C or SIGTERM) stops them all, by PID.
+
+With ``--zk=zk://127.0.0.1:2181/mesos`` (a ZooKeeper you run, e.g. ``python -m
+mesos.testing.zk``; ``make run-ha`` does both) it starts ``--num_masters`` masters
+that elect a leader there, on ``--port`` and the next free ports, and agents that
+follow the leader. It then also acts as their supervisor: a master that exits (as a
+leader does when it loses leadership) is started again as a standby.
 """
 
 from __future__ import annotations
@@ -23,6 +29,11 @@ PROG = "mesos-local"
 
 FLAGS = [
     Flag("num_agents", int, 1, "Number of agents to start.", aliases=("num_slaves",)),
+    Flag("num_masters", int, 1, "Number of masters to start (more than one needs --zk)."),
+    Flag("zk", str, None,
+         "ZooKeeper URL the masters elect their leader in and the agents follow it through "
+         "(e.g. 'zk://127.0.0.1:2181/mesos'); the ZooKeeper server is not started here."),
+    Flag("zk_session_timeout", Duration, "10secs", "The masters' --zk_session_timeout."),
     Flag("ip", str, "127.0.0.1", "IP address the master and agents listen on."),
     Flag("port", int, 5050, "Port of the master; agents take the next free ports after it."),
     Flag("work_dir", str, "/tmp/mesos-local", "Parent of the master's and agents' work dirs."),
@@ -68,6 +79,13 @@ class Cluster:
     def __init__(self, flags: Any) -> None:
         self.flags = flags
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        # name -> (module, args, log path), to start a master again (HA mode).
+        self.specs: dict[str, tuple[str, list[str], str]] = {}
+        self.master_ports: list[int] = []
+
+    @property
+    def ha(self) -> bool:
+        return self.flags.zk is not None
 
     def _spawn(self, name: str, module: str, args: list[str], log_path: str) -> None:
         log = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
@@ -76,31 +94,49 @@ class Cluster:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
-        self.procs.append((name, proc))
+        self.procs = [(n, p) for n, p in self.procs if n != name] + [(name, proc)]
+        self.specs[name] = (module, args, log_path)
+
+    def restart(self, name: str) -> None:
+        """Start ``name`` again with the same flags (a supervisor's job)."""
+        module, args, log_path = self.specs[name]
+        self._spawn(name, module, args, log_path)
 
     def start(self) -> None:
         f = self.flags
         os.makedirs(f.work_dir, exist_ok=True)
-        master_dir = os.path.join(f.work_dir, "master")
-        os.makedirs(master_dir, exist_ok=True)
         if not _port_free(f.ip, f.port):
             exit_with_error(PROG, f"Port {f.port} on {f.ip} is already in use (is another master running?)")
-        master_args = [
-            f"--ip={f.ip}", f"--port={f.port}", f"--work_dir={master_dir}",
-            f"--allocation_interval={_dur(f.allocation_interval)}",
-            f"--agent_ping_timeout={_dur(f.agent_ping_timeout)}",
-            f"--max_agent_ping_timeouts={f.max_agent_ping_timeouts}",
-            f"--logging_level={f.logging_level}",
-        ]
-        if f.offer_timeout:
-            master_args.append(f"--offer_timeout={_dur(f.offer_timeout)}")
-        self._spawn("master", "mesos.cli.master", master_args, os.path.join(master_dir, "master.log"))
-        self._wait_http(f"http://{f.ip}:{f.port}/health", "master")
-        for i, port in enumerate(_agent_ports(f.ip, f.port, f.num_agents)):
+        self.master_ports = [f.port, *_agent_ports(f.ip, f.port, f.num_masters - 1)]
+        for i, master_port in enumerate(self.master_ports):
+            name = "master" if not self.ha else f"master{i + 1}"
+            master_dir = os.path.join(f.work_dir, name)
+            os.makedirs(master_dir, exist_ok=True)
+            master_args = [
+                f"--ip={f.ip}", f"--port={master_port}", f"--work_dir={master_dir}",
+                f"--allocation_interval={_dur(f.allocation_interval)}",
+                f"--agent_ping_timeout={_dur(f.agent_ping_timeout)}",
+                f"--max_agent_ping_timeouts={f.max_agent_ping_timeouts}",
+                f"--logging_level={f.logging_level}",
+            ]
+            if f.offer_timeout:
+                master_args.append(f"--offer_timeout={_dur(f.offer_timeout)}")
+            if self.ha:
+                master_args += [f"--zk={f.zk}", f"--quorum={f.num_masters // 2 + 1}",
+                                f"--zk_session_timeout={_dur(f.zk_session_timeout)}"]
+            self._spawn(name, "mesos.cli.master", master_args,
+                        os.path.join(master_dir, "master.log"))
+        for master_port in self.master_ports:
+            self._wait_http(f"http://{f.ip}:{master_port}/health", "master")
+        if self.ha:
+            self._wait_leader()
+        master = f.zk if self.ha else f"{f.ip}:{f.port}"
+        last_master = self.master_ports[-1]
+        for i, port in enumerate(_agent_ports(f.ip, last_master, f.num_agents)):
             agent_dir = os.path.join(f.work_dir, f"agent{i + 1}")
             os.makedirs(agent_dir, exist_ok=True)
             args = [
-                f"--master={f.ip}:{f.port}", f"--ip={f.ip}", f"--port={port}",
+                f"--master={master}", f"--ip={f.ip}", f"--port={port}",
                 f"--work_dir={agent_dir}", f"--logging_level={f.logging_level}",
             ]
             if f.resources:
@@ -129,6 +165,27 @@ class Cluster:
         self.stop()
         exit_with_error(PROG, f"Timed out waiting for the {what} at {url}")
 
+    def leader(self) -> str | None:
+        """``ip:port`` of the leading master, as the masters say (None: none yet)."""
+        f = self.flags
+        for port in self.master_ports:
+            try:
+                if _get_json(f"http://{f.ip}:{port}/metrics/snapshot")["master/elected"]:
+                    return f"{f.ip}:{port}"
+            except (OSError, KeyError, ValueError):
+                continue
+        return None
+
+    def _wait_leader(self) -> None:
+        deadline = time.monotonic() + float(self.flags.start_timeout)
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if self.leader() is not None:
+                return
+            time.sleep(0.1)
+        self.stop()
+        exit_with_error(PROG, f"No master was elected in time (is ZooKeeper up at {self.flags.zk}?)")
+
     def _wait_agents(self) -> None:
         f = self.flags
         deadline = time.monotonic() + float(f.start_timeout)
@@ -136,8 +193,9 @@ class Cluster:
         while time.monotonic() < deadline:
             self._check_alive()
             try:
+                # A standby redirects (307) to the leader; urllib follows.
                 registered = len(_get_json(f"http://{f.ip}:{f.port}/master/slaves")["slaves"])
-            except OSError:
+            except (OSError, KeyError, ValueError):
                 registered = 0
             if registered >= f.num_agents:
                 return
@@ -162,17 +220,25 @@ class Cluster:
 
     def describe(self) -> str:
         f = self.flags
-        lines = [f"Mesos local cluster is up ({f.num_agents} agent(s)); Ctrl-C stops it.",
-                 f"  master   http://{f.ip}:{f.port}   (state: http://{f.ip}:{f.port}/master/state)"]
+        lines = [f"Mesos local cluster is up ({f.num_agents} agent(s)); Ctrl-C stops it."]
+        if self.ha:
+            leader = self.leader()
+            lines.append(f"  masters elect a leader in {f.zk}; a master that exits is restarted")
+            for port in self.master_ports:
+                role = "leader" if leader == f"{f.ip}:{port}" else "standby"
+                lines.append(f"  master   http://{f.ip}:{port}   ({role})")
+        else:
+            lines.append(f"  master   http://{f.ip}:{f.port}   (state: http://{f.ip}:{f.port}/master/state)")
         try:
             for agent in _get_json(f"http://{f.ip}:{f.port}/master/slaves")["slaves"]:
                 port = agent["pid"].rsplit(":", 1)[-1]
                 lines.append(f"  agent    http://{f.ip}:{port}   id {agent['id']}")
-        except OSError:
+        except (OSError, KeyError, ValueError):
             pass
         lines.append(f"  logs and sandboxes under {f.work_dir}")
         execute = os.path.join(os.path.dirname(sys.executable), "mesos-execute")
-        lines.append(f"  try: {execute} --master={f.ip}:{f.port} --name=hello --command='echo hello'")
+        master = f.zk if self.ha else f"{f.ip}:{f.port}"
+        lines.append(f"  try: {execute} --master={master} --name=hello --command='echo hello'")
         return "\n".join(lines)
 
 
@@ -184,6 +250,10 @@ def main(argv: list[str] | None = None) -> None:
     flags = parse_flags(PROG, FLAGS, sys.argv[1:] if argv is None else argv, os.environ)
     if flags.num_agents < 0:
         exit_with_error(PROG, "--num_agents must not be negative")
+    if flags.num_masters < 1:
+        exit_with_error(PROG, "--num_masters must be at least 1")
+    if flags.num_masters > 1 and flags.zk is None:
+        exit_with_error(PROG, "--num_masters above 1 needs --zk (the masters elect a leader there)")
     cluster = Cluster(flags)
     stopping = False
 
@@ -196,11 +266,18 @@ def main(argv: list[str] | None = None) -> None:
     cluster.start()
     print(cluster.describe(), flush=True)
     while not stopping:
-        for name, proc in cluster.procs:
-            if proc.poll() is not None:
-                print(f"{PROG}: {name} exited with status {proc.returncode}; stopping", file=sys.stderr)
-                cluster.stop()
-                sys.exit(1)
+        for name, proc in list(cluster.procs):
+            if proc.poll() is None:
+                continue
+            if cluster.ha and name.startswith("master"):
+                # A leader that lost leadership exits; bring it back as a standby.
+                print(f"{PROG}: {name} exited with status {proc.returncode}; restarting it",
+                      file=sys.stderr, flush=True)
+                cluster.restart(name)
+                continue
+            print(f"{PROG}: {name} exited with status {proc.returncode}; stopping", file=sys.stderr)
+            cluster.stop()
+            sys.exit(1)
         time.sleep(0.2)
     print("Stopping the local cluster", flush=True)
     cluster.stop()

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mesos.errors import ValidationError
-from mesos.master.state import Framework, Offer, Task
-from mesos.resources import Resources, ResourcesError
+from mesos.master.state import Agent, Framework, Offer, Task
+from mesos.resources import Resources, ResourcesError, validate_volumes
 from mesos.v1 import codec
 from mesos.v1 import mesos as v1
 
-SUPPORTED_OPERATIONS = ("LAUNCH", "LAUNCH_GROUP", "RESERVE", "UNRESERVE")
+SUPPORTED_OPERATIONS = ("LAUNCH", "LAUNCH_GROUP", "RESERVE", "UNRESERVE", "CREATE", "DESTROY")
 
 
 @dataclass
@@ -40,7 +40,8 @@ class AcceptPlan:
     groups: list[tuple[v1.ExecutorInfo, list[Launch]]] = field(default_factory=list)
     remaining: Resources = field(default_factory=Resources.empty)
     invalid_offers: list[str] = field(default_factory=list)
-    # RESERVE/UNRESERVE, in order: (what the framework held, what it holds instead)
+    # RESERVE/UNRESERVE/CREATE/DESTROY, in order: (what the framework held, what it
+    # holds instead)
     conversions: list[tuple[Resources, Resources]] = field(default_factory=list)
 
 
@@ -69,8 +70,12 @@ def plan_accept(
     offers: Mapping[str, Offer],
     offer_ids: list[str],
     operations: list[v1.Operation],
+    agent: Agent | None = None,
 ) -> AcceptPlan:
-    """Check ``operations`` against ``offer_ids``; raise ValidationError if malformed."""
+    """Check ``operations`` against ``offer_ids``; raise ValidationError if malformed.
+
+    ``agent`` (the offers' agent) lets CREATE refuse a persistence id already in use
+    there and DESTROY refuse a volume a task still uses."""
     plan = _plan_offers(framework, offers, offer_ids)
     available = Resources.empty()
     for offer in plan.offers:
@@ -80,7 +85,7 @@ def plan_accept(
         plan.remaining = available
         _check_operation_types(operations)
         return plan
-    budget = _Budget(available=available)
+    budget = _Budget(available=available, agent=agent)
     for i, op in enumerate(operations):
         where = f"accept.operations[{i}]"
         if op.type == "LAUNCH":
@@ -91,11 +96,19 @@ def plan_accept(
             _plan_reserve(framework, plan, budget, op, where)
         elif op.type == "UNRESERVE":
             _plan_unreserve(plan, budget, op, where)
+        elif op.type == "CREATE":
+            _plan_create(framework, plan, budget, op, where)
+        elif op.type == "DESTROY":
+            _plan_destroy(plan, budget, op, where)
         else:
             raise ValidationError(
                 f"Operation '{where}.type' {op.type} is not supported by this master yet"
             )
-    plan.remaining = budget.available
+    # The offered copy of a shared volume that tasks took stays with the framework.
+    taken = Resources.empty()
+    for part in budget.shared_used.single_entries():
+        taken = taken + part
+    plan.remaining = budget.available.minus(taken)
     return plan
 
 
@@ -104,17 +117,31 @@ class _Budget:
     """What is left of the offers, and what the operations so far already claimed."""
 
     available: Resources
+    agent: Agent | None = None
     seen_tasks: set[str] = field(default_factory=set)
     new_executors: dict[str, v1.ExecutorInfo] = field(default_factory=dict)
+    # Shared volumes the tasks of this ACCEPT use (DESTROY must not take them).
+    shared_used: Resources = field(default_factory=Resources.empty)
 
     def consume(self, launch: Launch, where: str) -> None:
         needed = launch.resources + launch.executor_resources
-        if not self.available.contains(needed):
+        # A shared volume stays offered when a task takes it: as in Mesos, several
+        # tasks of one ACCEPT may use the one copy that was offered.
+        shared = needed.shared()
+        for part in shared.single_entries():
+            if not self.available.contains(part):
+                raise ValidationError(
+                    f"Invalid '{where}.resources': task uses shared resources '{part}' "
+                    f"that are not in the remaining offered resources '{self.available}'"
+                )
+        exclusive = needed.non_shared()
+        if not self.available.contains(exclusive):
             raise ValidationError(
                 f"Invalid '{where}.resources': task uses resources '{needed}' "
                 f"that are not in the remaining offered resources '{self.available}'"
             )
-        self.available = self.available - needed
+        self.available = self.available - exclusive
+        self.shared_used = self.shared_used + shared
 
     def convert(self, old: Resources, new: Resources, where: str) -> None:
         if not self.available.contains(old):
@@ -169,6 +196,7 @@ def _plan_unreserve(plan: AcceptPlan, budget: _Budget, op: v1.Operation, where: 
                     plan.role, f"{where}.unreserve.resources")
     if not held:
         raise ValidationError(f"Invalid '{where}.unreserve.resources': nothing to unreserve")
+    check_unreserve(held, f"{where}.unreserve.resources")
     for entry in held:
         if not entry.reservations or entry.reservations[-1].type != "DYNAMIC":
             raise ValidationError(
@@ -178,6 +206,108 @@ def _plan_unreserve(plan: AcceptPlan, budget: _Budget, op: v1.Operation, where: 
     released = held.pop_reservation()
     budget.convert(held, released, f"{where}.unreserve.resources")
     plan.conversions.append((held, released))
+
+
+def _plan_create(
+    framework: Framework, plan: AcceptPlan, budget: _Budget, op: v1.Operation, where: str
+) -> None:
+    """CREATE: reserved offered disk becomes persistent volumes of the offer's role."""
+    if op.create is None:
+        raise ValidationError(f"Expecting '{where}.create' to be present")
+    vwhere = f"{where}.create.volumes"
+    volumes = _in_role(resources_of(op.create.volumes, f"'{vwhere}'"), plan.role, vwhere)
+    check_new_volumes(volumes, vwhere, budget.agent.total if budget.agent else None,
+                      framework.info.principal)
+    for volume in volumes.volumes():
+        if volume.role != plan.role and not volume.role.startswith(plan.role + "/"):
+            raise ValidationError(
+                f"Invalid '{vwhere}': volume '{volume.persistence_id}' is reserved to "
+                f"'{volume.role}', not to the offers' role '{plan.role}'"
+            )
+        if volume.shared and "SHARED_RESOURCES" not in framework.capabilities:
+            raise ValidationError(
+                f"Invalid '{vwhere}': shared volume '{volume.persistence_id}' needs the "
+                "SHARED_RESOURCES capability"
+            )
+    source = volumes.without_volumes()
+    budget.convert(source, volumes, vwhere)
+    plan.conversions.append((source, volumes))
+
+
+def _plan_destroy(plan: AcceptPlan, budget: _Budget, op: v1.Operation, where: str) -> None:
+    """DESTROY: offered persistent volumes go back to being plain reserved disk."""
+    if op.destroy is None:
+        raise ValidationError(f"Expecting '{where}.destroy' to be present")
+    vwhere = f"{where}.destroy.volumes"
+    volumes = _in_role(resources_of(op.destroy.volumes, f"'{vwhere}'"), plan.role, vwhere)
+    check_destroy(volumes, vwhere, budget.agent.total if budget.agent else None,
+                  agent_in_use(budget.agent) + budget.shared_used if budget.agent
+                  else budget.shared_used)
+    released = volumes.without_volumes()
+    budget.convert(volumes, released, vwhere)
+    plan.conversions.append((volumes, released))
+
+
+def check_unreserve(resources: Resources, where: str) -> None:
+    """Mesos refuses to unreserve disk that still carries a persistent volume."""
+    for volume in resources.volumes():
+        raise ValidationError(
+            f"Invalid '{where}': persistent volume '{volume.persistence_id}' cannot be "
+            "unreserved; destroy it first"
+        )
+
+
+def check_new_volumes(volumes: Resources, where: str, agent_total: Resources | None,
+                      principal: str | None) -> None:
+    """The volumes of a CREATE (ACCEPT or operator): well formed, and their ids not
+    already used by a volume of the same role on the agent."""
+    try:
+        validate_volumes(volumes, where)
+    except ResourcesError as exc:
+        raise ValidationError(str(exc)) from None
+    existing = {(v.role, v.persistence_id) for v in agent_total.volumes()} if agent_total else set()
+    for volume in volumes.volumes():
+        if (volume.role, volume.persistence_id) in existing:
+            raise ValidationError(
+                f"Invalid '{where}': persistence id '{volume.persistence_id}' is already in use "
+                f"by role '{volume.role}' on the agent"
+            )
+        if principal is not None and volume.principal is not None and volume.principal != principal:
+            raise ValidationError(
+                f"Invalid '{where}': volume '{volume.persistence_id}' principal "
+                f"'{volume.principal}' is not the caller's ('{principal}')"
+            )
+
+
+def check_destroy(volumes: Resources, where: str, agent_total: Resources | None,
+                  in_use: Resources) -> None:
+    """The volumes of a DESTROY: persistent volumes that exist and no task uses."""
+    if not volumes:
+        raise ValidationError(f"Invalid '{where}': no volumes given")
+    if volumes.persistent_volumes() != volumes:
+        raise ValidationError(f"Invalid '{where}': only persistent volumes can be destroyed")
+    if agent_total is not None and not agent_total.contains(volumes):
+        raise ValidationError(f"Invalid '{where}': persistent volumes not found: {volumes}")
+    busy = {(v.role, v.persistence_id) for v in in_use.volumes()}
+    for volume in volumes.volumes():
+        if (volume.role, volume.persistence_id) in busy:
+            raise ValidationError(
+                f"Invalid '{where}': persistent volume '{volume.persistence_id}' is in use"
+            )
+
+
+def agent_in_use(agent: Agent | None) -> Resources:
+    """What the live tasks and executors on ``agent`` hold (allocation stripped)."""
+    if agent is None:
+        return Resources.empty()
+    used = Resources.empty()
+    for task in agent.all_tasks():
+        if not task.terminal:
+            used = used + task.resources.unallocated()
+    for executors in agent.executors.values():
+        for executor in executors.values():
+            used = used + resources_of(executor.resources, "executor resources").unallocated()
+    return used
 
 
 def _plan_offers(framework: Framework, offers: Mapping[str, Offer], offer_ids: list[str]) -> AcceptPlan:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesos import __version__
-from mesos.errors import ForbiddenError, NotFoundError, ValidationError
+from mesos.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from mesos.http.streaming import EventStream
 from mesos.master.accept import resources_of
 from mesos.master.events import event
@@ -21,7 +21,7 @@ from mesos.master.maintenance import MaintenanceMixin
 from mesos.master.registrar import info_json
 from mesos.master.registry import AdmitAgent, MarkAgentGone, MarkAgentUnreachable
 from mesos.master.state import Agent, Framework, Task, UnreachableAgent
-from mesos.resources import Resources
+from mesos.resources import Resources, ResourcesError, apply_checkpointed
 from mesos.v1 import codec
 from mesos.v1 import mesos as v1
 from mesos.v1.enums import TaskState
@@ -37,11 +37,25 @@ class _Reported:
     tasks: list[tuple[v1.Task, Resources]]
     executors: list[tuple[str, v1.ExecutorInfo, Resources]]
     frameworks: dict[str, v1.FrameworkInfo]
+    static: Resources  # what the agent's flags give it
+    checkpointed: Resources  # dynamic reservations and volumes the agent checkpointed
 
 
 def _parse_report(body: Any) -> _Reported:
     info: v1.AgentInfo = body.agent_info
-    total = resources_of(body.resources or info.resources, "'subscribe.resources'")
+    static = resources_of(info.resources or body.resources, "'subscribe.agent_info.resources'")
+    checkpointed = resources_of(body.checkpointed_resources,
+                                "'subscribe.checkpointed_resources'")
+    if checkpointed:
+        # As Mesos: the agent's total is its flag resources with what it checkpointed
+        # (operations the master sent it) laid over them.
+        try:
+            total = apply_checkpointed(static, checkpointed)
+        except ResourcesError as exc:
+            raise ValidationError(f"Invalid 'subscribe.checkpointed_resources': {exc}") from None
+    else:
+        total = resources_of(body.resources or info.resources, "'subscribe.resources'")
+        checkpointed = total.checkpointed()
     tasks = [
         (item, resources_of(item.resources, f"'subscribe.tasks[{i}].resources'"))
         for i, item in enumerate(body.tasks or [])
@@ -53,7 +67,8 @@ def _parse_report(body: Any) -> _Reported:
         res = resources_of(executor.resources, f"'subscribe.executors[{i}].resources'")
         executors.append((executor.framework_id.value, executor, res))
     frameworks = {f.id.value: f for f in body.frameworks or [] if f.id is not None}
-    return _Reported(total=total, tasks=tasks, executors=executors, frameworks=frameworks)
+    return _Reported(total=total, tasks=tasks, executors=executors, frameworks=frameworks,
+                     static=static, checkpointed=checkpointed)
 
 
 def task_role(framework: Framework, resources: Resources) -> str:
@@ -96,6 +111,7 @@ class AgentsMixin(MaintenanceMixin):
             existing is not None or agent_id in self.unreachable_agents
             or agent_id in self.recovered_agents
         )
+        resend = False
         if not agent_id:
             agent_id = f"{self.id}-S{next(self._agent_ids)}"
         info.id = v1.AgentID(value=agent_id)
@@ -103,11 +119,7 @@ class AgentsMixin(MaintenanceMixin):
             if existing.stream is not None and existing.stream is not stream:
                 existing.stream.close()
             self._drop_agent_from_allocator(existing)
-            # The agent reports what its flags say; dynamic reservations made through
-            # this master live in the master's view until they are checkpointed on the
-            # agent (a later issue), so keep that view when the shape is the same.
-            if existing.total.to_unreserved() == report.total.to_unreserved():
-                report.total = existing.total
+            resend = self._reconcile_checkpointed(existing, report)
         pid = f"slave(1)@{address_ip}:{info.port or 5051}"
         agent = Agent(
             id=agent_id, info=info, pid=pid, total=report.total,
@@ -117,6 +129,8 @@ class AgentsMixin(MaintenanceMixin):
         )
         agent.stream = stream
         agent.stream_id = stream.stream_id
+        if resend:
+            self.checkpoint_resources(agent)
         if stream.stream_id is not None:
             self._agent_streams[stream.stream_id] = agent_id
         self.agents[agent_id] = agent
@@ -140,6 +154,56 @@ class AgentsMixin(MaintenanceMixin):
                  agent_id, pid, info.hostname, report.total)
         self.wake_allocator()
         return agent
+
+    @staticmethod
+    def _reconcile_checkpointed(existing: Agent, report: _Reported) -> bool:
+        """An agent this master already knows re-registers: as in Mesos, the master's
+        view of its reservations and volumes wins (an operation may have been sent
+        while the agent was away), and the agent is sent it again. Returns whether
+        it must be sent; the agent's own report is kept if the views cannot be
+        reconciled (its resources changed under it)."""
+        mine = existing.total.checkpointed()
+        if mine == report.checkpointed:
+            return False
+        try:
+            report.total = apply_checkpointed(report.static, mine)
+        except ResourcesError as exc:
+            log.warning("Agent %s: keeping its own checkpointed resources: %s", existing.id, exc)
+            return False
+        report.checkpointed = mine
+        return True
+
+    def checkpoint_resources(self, agent: Agent) -> None:
+        """Tell the agent its reservations and volumes (Mesos' CheckpointResourcesMessage):
+        it checkpoints them, creates or deletes volume directories, and reports them
+        when it re-registers."""
+        agent.send(event("CHECKPOINT_RESOURCES",
+                         {"resources": agent.total.checkpointed().to_json()}))
+
+    def apply_operator_operation(self, agent_id: str, old: Resources, new: Resources) -> None:
+        """An operator's RESERVE/UNRESERVE/CREATE/DESTROY on unallocated resources:
+        ``old`` becomes ``new`` on the agent. Offers on the agent are taken back first,
+        so offered resources can be used (Mesos rescinds them too). Not enough
+        available resources raises ConflictError (409) and changes nothing else."""
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise ValidationError(f"No agent found with specified ID '{agent_id}'")
+        for offer_id in list(agent.offers):
+            offer = self.offers.get(offer_id)
+            if offer is not None:
+                self._remove_offer(offer, rescind=True, recover=True)
+        update = getattr(self.allocator, "update_available", None)
+        if update is None:
+            raise ConflictError("The allocator cannot change unallocated resources")
+        try:
+            update(agent_id, old, new)
+        except ValueError as exc:
+            self.wake_allocator()
+            raise ConflictError(f"Insufficient resources on agent {agent_id}: {exc}") from None
+        agent.total = agent.total - old + new
+        log.info("Operator converted %s into %s on agent %s", old, new, agent_id)
+        self.checkpoint_resources(agent)
+        self.wake_allocator()
 
     def _admitted(self, agent: Agent, stream: EventStream) -> None:
         if self.agents.get(agent.id) is not agent or stream.closed:

@@ -6,7 +6,9 @@ calls (GET_HEALTH, GET_VERSION, GET_FLAGS, GET_METRICS, GET_/SET_LOGGING_LEVEL),
 state (GET_STATE, GET_AGENTS, GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS, GET_ROLES),
 the event stream (SUBSCRIBE), maintenance (GET_/UPDATE_MAINTENANCE_SCHEDULE,
 GET_MAINTENANCE_STATUS, START_/STOP_MAINTENANCE), one agent at a time (DRAIN_AGENT,
-DEACTIVATE_AGENT, REACTIVATE_AGENT, MARK_AGENT_GONE) and TEARDOWN. Every change is
+DEACTIVATE_AGENT, REACTIVATE_AGENT, MARK_AGENT_GONE), reservations and volumes
+(RESERVE_/UNRESERVE_RESOURCES, CREATE_/DESTROY_VOLUMES, also as /master/reserve ...)
+and TEARDOWN. Every change is
 written to the registry before it is answered, so a restarted master keeps it; bad
 input answers 400 naming what is wrong and changes nothing. Other calls answer 501.
 """
@@ -23,20 +25,22 @@ from aiohttp import web
 
 from mesos import __version__
 from mesos.allocator import Quota, QuotaError
+from mesos.errors import MesosError, ValidationError
 from mesos.http import responses
 from mesos.http.keys import MASTER
 from mesos.http.streaming import EventStream
-from mesos.master import operator_views, views
+from mesos.master import accept as acceptmod
+from mesos.master import operator_views, state_builder, views
 from mesos.master.events import event
 from mesos.master.maintenance import parse_machines, parse_schedule
 from mesos.master.operator_stream import subscribed
 from mesos.master.registry import QuotaRecord, UpdateQuota, UpdateWeights
 from mesos.master.service import Master, validate_role
+from mesos.resources import Resources, ResourcesError
 from mesos.v1.enums import TERMINAL_STATES
 
 # Read-only calls answered from the master's state (v1 shapes).
 _READ_CALLS = {
-    "GET_STATE": operator_views.get_state,
     "GET_AGENTS": operator_views.get_agents,
     "GET_FRAMEWORKS": operator_views.get_frameworks,
     "GET_TASKS": operator_views.get_tasks,
@@ -180,6 +184,9 @@ async def operator_api(request: web.Request) -> web.StreamResponse:
         if call == "GET_FLAGS":
             flags = [{"name": k, "value": v} for k, v in sorted(master.flags.as_dict().items())]
             return _ok(call, {"flags": flags})
+        if call == "GET_STATE":
+            # Built a slice at a time, yielding to the loop (10,000 agents: seconds of work).
+            return state_builder.json_response(request, await state_builder.get_state_json(master))
         if call in _READ_CALLS:
             return _ok(call, _READ_CALLS[call](master))
         if call == "GET_WEIGHTS":
@@ -401,7 +408,83 @@ async def _get_metrics(master: Master, body: dict[str, Any]) -> web.Response:
                                            for k, v in sorted(snapshot.items())]})
 
 
+# ---------------------------------------------------------------------- reservations, volumes
+
+
+def _resources(value: Any, where: str) -> Resources:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"Expecting '{where}' to be a non-empty list of resources")
+    resources = Resources.from_json(value)
+    if resources.allocations():
+        raise ValueError(f"Invalid '{where}': resources must not carry 'allocation_info'")
+    return resources
+
+
+def plan_operation(master: Master, call: str, agent_id: str,
+                   resources: Resources, where: str) -> tuple[Resources, Resources]:
+    """What an operator operation turns into what (``old`` -> ``new``), checked
+    against the agent before anything changes; ValueError/ValidationError -> 400."""
+    agent = master.agents.get(agent_id)
+    if agent is None:
+        raise ValidationError(f"No agent found with specified ID '{agent_id}'")
+    try:
+        if call == "RESERVE_RESOURCES":
+            for entry in resources:
+                if not entry.reservations or entry.reservations[-1].type != "DYNAMIC":
+                    raise ValueError(f"Invalid '{where}': '{entry.name}' needs a DYNAMIC "
+                                     "reservation as its last reservation")
+            return resources.pop_reservation(), resources
+        if call == "UNRESERVE_RESOURCES":
+            acceptmod.check_unreserve(resources, where)
+            for entry in resources:
+                if not entry.reservations or entry.reservations[-1].type != "DYNAMIC":
+                    raise ValueError(f"Invalid '{where}': '{entry.name}' has no dynamic "
+                                     "reservation to drop")
+            return resources, resources.pop_reservation()
+        if call == "CREATE_VOLUMES":
+            acceptmod.check_new_volumes(resources, where, agent.total, None)
+            return resources.without_volumes(), resources
+        acceptmod.check_destroy(resources, where, agent.total, acceptmod.agent_in_use(agent))
+        return resources, resources.without_volumes()
+    except ResourcesError as exc:
+        raise ValueError(str(exc)) from None
+
+
+async def operate(master: Master, call: str, agent_id: str, resources: Resources,
+                  where: str) -> web.Response:
+    """202 once applied; 400 for bad input or an unknown agent, 409 when the agent
+    does not have the resources available, as Mesos answers."""
+    try:
+        old, new = plan_operation(master, call, agent_id, resources, where)
+        master.apply_operator_operation(agent_id, old, new)
+    except MesosError as exc:
+        return responses.from_error(exc)
+    except ValueError as exc:
+        return responses.bad_request(str(exc))
+    return web.Response(status=202)
+
+
+_OPERATIONS = {
+    "RESERVE_RESOURCES": ("reserve_resources", "resources"),
+    "UNRESERVE_RESOURCES": ("unreserve_resources", "resources"),
+    "CREATE_VOLUMES": ("create_volumes", "volumes"),
+    "DESTROY_VOLUMES": ("destroy_volumes", "volumes"),
+}
+
+
+def _operation_handler(call: str) -> Any:
+    key, field = _OPERATIONS[call]
+
+    async def handle(master: Master, body: dict[str, Any]) -> web.Response:
+        agent_id = _agent_id(body, key)
+        resources = _resources(_sub(body, key).get(field), f"{key}.{field}")
+        return await operate(master, call, agent_id, resources, f"{key}.{field}")
+
+    return handle
+
+
 _CALLS: dict[str, Any] = {
+    **{call: _operation_handler(call) for call in _OPERATIONS},
     "GET_MAINTENANCE_SCHEDULE": _get_schedule,
     "UPDATE_MAINTENANCE_SCHEDULE": _update_schedule,
     "GET_MAINTENANCE_STATUS": _get_status,
@@ -430,6 +513,34 @@ async def _legacy(request: web.Request, action: Any) -> web.Response:
     except ValueError as exc:
         return responses.bad_request(str(exc))
     return web.Response(status=200)
+
+
+def _legacy_operation(call: str, field: str) -> Any:
+    """``/master/reserve`` and friends: a form of ``slaveId`` and a JSON array."""
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.method != "POST":
+            return responses.text(405, "Expecting 'POST'")
+        form = await request.post()
+        agent_id = form.get("slaveId")
+        if not isinstance(agent_id, str) or not agent_id:
+            return responses.bad_request("Missing 'slaveId' query parameter")
+        raw = form.get(field)
+        if not isinstance(raw, str):
+            return responses.bad_request(f"Missing '{field}' query parameter")
+        try:
+            resources = _resources(json.loads(raw), field)
+        except ValueError as exc:
+            return responses.bad_request(f"Error in parsing '{field}' query parameter: {exc}")
+        return await operate(request.app[MASTER], call, agent_id, resources, field)
+
+    return handle
+
+
+legacy_reserve = _legacy_operation("RESERVE_RESOURCES", "resources")
+legacy_unreserve = _legacy_operation("UNRESERVE_RESOURCES", "resources")
+legacy_create_volumes = _legacy_operation("CREATE_VOLUMES", "volumes")
+legacy_destroy_volumes = _legacy_operation("DESTROY_VOLUMES", "volumes")
 
 
 async def legacy_roles(request: web.Request) -> web.Response:

@@ -1,4 +1,10 @@
-"""The master's HTTP surface: routes, legacy endpoints, and the serve loop."""
+"""The master's HTTP surface: routes, legacy endpoints, and the serve loop.
+
+A master elected in ZooKeeper (:mod:`mesos.master.leader`) serves two apps in turn on
+one listening socket: :func:`build_standby_app` while another master leads (calls are
+redirected to the leader, 503 when none is known), then :func:`build_app` with a gate
+that refuses every call the moment its leadership is in doubt.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +12,37 @@ import asyncio
 import json
 import logging
 import signal
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from mesos import webui
 from mesos.http import responses
 from mesos.http.keys import MASTER
-from mesos.master import views
+from mesos.master import state_builder, views
 from mesos.master.api_agent import agent_api
 from mesos.master.api_operator import (
+    legacy_create_volumes,
+    legacy_destroy_volumes,
     legacy_machine_down,
     legacy_machine_up,
     legacy_prometheus,
     legacy_quota,
+    legacy_reserve,
     legacy_roles,
     legacy_schedule,
     legacy_status,
+    legacy_unreserve,
     legacy_weights,
     operator_api,
 )
 from mesos.master.api_scheduler import scheduler_api
 from mesos.master.service import Master
+from mesos.v1.mesos import MasterInfo
+
+if TYPE_CHECKING:
+    from mesos.master.leader import Standby
 
 log = logging.getLogger("mesos.master")
 
@@ -41,7 +57,9 @@ def _json(request: web.Request, data: Any, status: int = 200) -> web.Response:
 
 
 async def state(request: web.Request) -> web.Response:
-    return _json(request, views.state(request.app[MASTER]))
+    # Built a slice at a time, so the master keeps answering meanwhile (issue 7).
+    body = await state_builder.state_json(request.app[MASTER])
+    return state_builder.json_response(request, body)
 
 
 async def state_summary(request: web.Request) -> web.Response:
@@ -96,23 +114,50 @@ async def redirect(request: web.Request) -> web.Response:
     raise web.HTTPTemporaryRedirect(location=f"//{master.hostname}:{master.port}")
 
 
-async def index(request: web.Request) -> web.Response:
-    master = request.app[MASTER]
-    body = (
-        "<!doctype html><title>Mesos master</title>"
-        f"<h1>Mesos master {master.id}</h1>"
-        "<ul>"
-        + "".join(f'<li><a href="{p}">{p}</a></li>'
-                  for p in ("/master/state", "/master/state-summary", "/master/frameworks",
-                            "/master/slaves", "/master/tasks", "/metrics/snapshot",
-                            "/health", "/version", "/master/flags"))
-        + "</ul>"
-    )
-    return web.Response(text=body, content_type="text/html")
+# Answered by any master, leading or not (Mesos: health, flags, version, metrics).
+LOCAL_PATHS = frozenset({
+    "/health", "/master/health", "/flags", "/master/flags", "/version", "/metrics/snapshot",
+})
+_REDIRECT_PATHS = frozenset({"/redirect", "/master/redirect"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_app(master: Master) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+def leader_address(info: MasterInfo) -> str:
+    """``host:port`` of a leader from its MasterInfo (hostname, else its IP)."""
+    host = info.hostname or (info.address.ip if info.address and info.address.ip else None)
+    if not host and info.pid:
+        host = info.pid.rpartition("@")[2].rpartition(":")[0]
+    return f"{host}:{info.port}"
+
+
+def redirect_to_leader(request: web.Request, leader: MasterInfo | None) -> web.Response:
+    """307 to the leader, path and query kept (``/master/redirect``: the leader's root);
+    503 ``No leader elected`` when none is known."""
+    if leader is None:
+        return responses.text(503, "No leader elected")
+    path = "" if request.path in _REDIRECT_PATHS else request.raw_path
+    return web.Response(status=307, headers={"Location": f"//{leader_address(leader)}{path}"})
+
+
+def leadership_gate(leading: Callable[[], bool]) -> Any:
+    """Middleware of an elected master: once ``leading()`` is False (its ZooKeeper
+    connection is in doubt; the process is about to exit) nothing but the local
+    endpoints is answered, so no call is acknowledged by a master that may have a
+    successor."""
+
+    @web.middleware
+    async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in LOCAL_PATHS and not leading():
+            return responses.text(503, "This master is no longer the leader")
+        return await handler(request)
+
+    return gate
+
+
+def build_app(master: Master, *, leading: Callable[[], bool] | None = None) -> web.Application:
+    middlewares = [leadership_gate(leading)] if leading is not None else []
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=middlewares)
     app[MASTER] = master
     r = app.router
     for prefix in ("", "/master"):
@@ -138,10 +183,47 @@ def build_app(master: Master) -> web.Application:
         r.add_get(f"{prefix}/roles", legacy_roles)
         r.add_post(f"{prefix}/machine/down", legacy_machine_down)
         r.add_post(f"{prefix}/machine/up", legacy_machine_up)
+        r.add_post(f"{prefix}/reserve", legacy_reserve)
+        r.add_post(f"{prefix}/unreserve", legacy_unreserve)
+        r.add_post(f"{prefix}/create-volumes", legacy_create_volumes)
+        r.add_post(f"{prefix}/destroy-volumes", legacy_destroy_volumes)
     r.add_get("/metrics/snapshot", metrics)
     r.add_get("/metrics/prometheus", legacy_prometheus)
     r.add_get("/version", version)
-    r.add_get("/", index)
+    webui.add_routes(app)  # the web UI at / and its assets under /static
+    return app
+
+
+def build_standby_app(standby: Standby) -> web.Application:
+    """The app of a master that does not lead: its own health, flags, version, metrics
+    and /state (saying who leads); every other path is redirected to the leader."""
+
+    async def standby_state(request: web.Request) -> web.Response:
+        return _json(request, views.standby_state(standby))
+
+    async def standby_metrics(request: web.Request) -> web.Response:
+        return _json(request, views.standby_metrics(standby))
+
+    async def standby_flags(request: web.Request) -> web.Response:
+        return _json(request, {"flags": standby.flags.as_dict()})
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        leader = standby.leader()
+        if leader is not None and leader.id == standby.info["id"]:
+            # Elected, still recovering the registry: a redirect would point at itself.
+            return responses.text(503, "Master has not finished recovery")
+        return redirect_to_leader(request, leader)
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    r = app.router
+    for prefix in ("", "/master"):
+        r.add_get(f"{prefix}/health", health)
+        r.add_get(f"{prefix}/flags", standby_flags)
+        r.add_get(f"{prefix}/state", standby_state)
+        r.add_get(f"{prefix}/state.json", standby_state)
+    r.add_get("/metrics/snapshot", standby_metrics)
+    r.add_get("/version", version)
+    r.add_route("*", "/{tail:.*}", elsewhere)
     return app
 
 

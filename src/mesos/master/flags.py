@@ -16,9 +16,23 @@ FLAGS: list[Flag] = [
     Flag("work_dir", str, None, "Directory for the master's durable state (the registry)."),
     Flag("registry", str, None,
          "Where the registry (admitted, unreachable and gone agents, frameworks, weights, "
-         "quota) is kept: 'sqlite' (a file under --work_dir; the default when --work_dir "
-         "is set; 'replicated_log' is accepted as its alias) or 'in_memory' (lost on exit; "
-         "the default without --work_dir)."),
+         "quota) is kept: 'zookeeper' (under the --zk path, shared by the masters so a new "
+         "leader recovers what the last one wrote; the default with --zk), 'sqlite' (a file "
+         "under --work_dir; the default without --zk when --work_dir is set; "
+         "'replicated_log', Mesos' default, is accepted as its alias) or 'in_memory' (lost "
+         "on exit; the default without --zk and --work_dir)."),
+    Flag("zk", str, None,
+         "ZooKeeper URL for leader election among several masters, e.g. "
+         "'zk://host1:2181,host2:2181/mesos' (or 'file:///path' holding it); with "
+         "credentials 'zk://user:password@host:2181/mesos'. Without it the master leads "
+         "alone."),
+    Flag("zk_session_timeout", Duration, "10secs",
+         "ZooKeeper session timeout: a leader cut off from ZooKeeper for about this long "
+         "is replaced (it stops acting as leader as soon as its connection is in doubt)."),
+    Flag("quorum", int, None,
+         "Size of the replicated log's quorum (more than half the masters). Mesos needs it "
+         "with --zk and --registry=replicated_log; the ZooKeeper registry does not use it "
+         "(ZooKeeper's own quorum keeps it), so it is only checked to be positive."),
     Flag("agent_reregister_timeout", Duration, "10mins",
          "How long a recovered master waits for the agents in its registry to re-register "
          "before marking them unreachable.",

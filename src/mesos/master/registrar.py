@@ -36,6 +36,15 @@ KEY = "registry"
 T = TypeVar("T")
 
 
+def default_registry(zk: str | None, work_dir: str | None) -> str:
+    """The store used when ``--registry`` is not given: ZooKeeper's with ``--zk``
+    (every master must see what the last leader wrote), else SQLite under
+    ``--work_dir``, else memory."""
+    if zk:
+        return "zookeeper"
+    return "sqlite" if work_dir else "in_memory"
+
+
 def open_storage(kind: str, work_dir: str | None) -> Storage:
     """The store ``--registry`` names: ``sqlite`` (``replicated_log`` is accepted as
     its alias) under ``--work_dir``, or ``in_memory``."""
@@ -45,7 +54,7 @@ def open_storage(kind: str, work_dir: str | None) -> Storage:
         return SqliteStorage(os.path.join(work_dir, "registry.sqlite"))
     if kind == "in_memory":
         return MemoryStorage()
-    raise ValueError(f"Invalid --registry '{kind}': expecting 'sqlite' or 'in_memory'")
+    raise ValueError(f"Invalid --registry '{kind}': expecting 'zookeeper', 'sqlite' or 'in_memory'")
 
 
 class Registrar:
@@ -73,7 +82,7 @@ class Registrar:
         else:
             self.registry = msgspec.json.decode(entry.value, type=Registry)
             self.version = entry.version
-        return self.registry.copy()
+        return self.registry.deep_copy()
 
     async def apply(self, *operations: Operation) -> bool:
         """Apply the operations and persist the result; whether anything changed.
@@ -178,15 +187,23 @@ class RegistrarMixin(MasterBase):
     persist changes, and give up on agents that do not come back in time."""
 
     _reregister_timer: asyncio.TimerHandle | None = None
+    # The ZooKeeper store of an elected master (--registry=zookeeper); set by
+    # :class:`mesos.master.leader.ElectedMaster`, which owns the ZooKeeper session.
+    registry_storage: Storage | None = None
     # How many agents the recovered registry admitted (the base of the removal limit).
     _registry_agent_count: int = 0
 
     def _open_registry(self) -> None:
-        kind = self.flags.registry or ("sqlite" if self.flags.work_dir else "in_memory")
-        try:
-            storage = open_storage(kind, self.flags.work_dir)
-        except (ValueError, OSError, sqlite3.Error) as exc:
-            raise ValidationError(f"Cannot open the registry: {exc}") from None
+        kind = self.flags.registry or default_registry(self.flags.zk, self.flags.work_dir)
+        if kind == "zookeeper":
+            if self.registry_storage is None:
+                raise ValidationError("Cannot open the registry: --registry=zookeeper needs --zk")
+            storage = self.registry_storage
+        else:
+            try:
+                storage = open_storage(kind, self.flags.work_dir)
+            except (ValueError, OSError, sqlite3.Error) as exc:
+                raise ValidationError(f"Cannot open the registry: {exc}") from None
         self.registrar = Registrar(storage)
         # Read once, before the master serves anything; later writes go to a thread.
         try:

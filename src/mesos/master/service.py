@@ -443,7 +443,14 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
 
     def accept(self, framework: Framework, body: sched.Accept) -> None:
         offer_ids = [o.value for o in body.offer_ids]
-        plan = acceptmod.plan_accept(framework, self.offers, offer_ids, body.operations)
+        agent_of_offers = None
+        for offer_id in offer_ids:
+            known = self.offers.get(offer_id)
+            if known is not None:
+                agent_of_offers = self.agents.get(known.agent_id)
+                break
+        plan = acceptmod.plan_accept(framework, self.offers, offer_ids, body.operations,
+                                     agent=agent_of_offers)
         refuse = self._refuse_seconds(body.filters)
         now = self._now()
         for offer in plan.offers:
@@ -463,6 +470,8 @@ class Master(AgentsMixin, OffersMixin, RegistrarMixin):
             self.allocator.update_allocation(framework.id, agent.id, plan.role, old, new)
             agent.total = agent.total - old + new
             log.info("Framework %s converted %s into %s on agent %s", framework.id, old, new, agent.id)
+        if plan.conversions:
+            self.checkpoint_resources(agent)
         for launch in plan.launches:
             self._launch_task(framework, agent, plan.role, launch)
         for executor, members in plan.groups:

@@ -6,7 +6,8 @@ resources summarised as flat objects, timestamps as float seconds.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from mesos import __version__
 from mesos.attributes import summary as attributes_summary
@@ -16,7 +17,10 @@ from mesos.master.state import TASK_STATES, Agent, Framework, Task
 from mesos.resources import Resources
 from mesos.v1 import codec
 from mesos.v1.enums import TERMINAL_STATES
-from mesos.v1.mesos import AgentInfo
+from mesos.v1.mesos import AgentInfo, MasterInfo
+
+if TYPE_CHECKING:
+    from mesos.master.leader import Standby
 
 BUILD = {"build_date": "2026-11-24 00:00:00", "build_time": 1795478400.0, "build_user": "mesos-py"}
 
@@ -32,7 +36,43 @@ def _sum(items: Any) -> Resources:
     return total
 
 
-def task_json(task: Task) -> dict[str, Any]:
+def _times(resources: Resources, count: int) -> Resources:
+    """``resources`` added up ``count`` times, in log2(count) additions."""
+    total = Resources.empty()
+    while count:
+        if count & 1:
+            total = total + resources
+        resources = resources + resources
+        count >>= 1
+    return total
+
+
+class Memo:
+    """Caches for one build of a view. Resources are immutable values and a cluster's
+    tasks and agents come in a handful of shapes, so each shape is summarised once per
+    build rather than once per task, and sums add each shape once per count: with
+    100,000 tasks that was most of the time /master/state took (issue 7)."""
+
+    def __init__(self) -> None:
+        self._summaries: dict[Resources, dict[str, Any]] = {}
+
+    def summary(self, resources: Resources) -> dict[str, Any]:
+        """``resources.summary()``; the same dict for equal resources (read-only)."""
+        out = self._summaries.get(resources)
+        if out is None:
+            out = self._summaries[resources] = resources.summary()
+        return out
+
+    @staticmethod
+    def sum(items: Iterable[Resources]) -> Resources:
+        """The total of ``items``, each distinct shape added in once (``_times``)."""
+        counts: dict[Resources, int] = {}
+        for r in items:
+            counts[r] = counts.get(r, 0) + 1
+        return _sum(r if n == 1 else _times(r, n) for r, n in counts.items())
+
+
+def task_json(task: Task, memo: Memo | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": task.id,
         "name": task.info.name,
@@ -40,7 +80,7 @@ def task_json(task: Task) -> dict[str, Any]:
         "executor_id": task.executor_id,
         "slave_id": task.agent_id,
         "state": task.state,
-        "resources": task.resources.summary(),
+        "resources": memo.summary(task.resources) if memo else task.resources.summary(),
         "role": task.role,
         "statuses": [
             {k: v for k, v in {
@@ -60,30 +100,33 @@ def task_json(task: Task) -> dict[str, Any]:
     return out
 
 
-def _agent_used(agent: Agent) -> Resources:
-    used = _sum(t.resources for t in agent.all_tasks() if not t.terminal)
+def _agent_used(agent: Agent, memo: Memo | None = None) -> Resources:
+    live = (t.resources for t in agent.all_tasks() if not t.terminal)
+    used = memo.sum(live) if memo else _sum(live)
     for executors in agent.executors.values():
         for info in executors.values():
             used = used + resources_of(info.resources, "executor")
     return used
 
 
-def agent_json(master: Master, agent: Agent, *, full: bool = False) -> dict[str, Any]:
+def agent_json(master: Master, agent: Agent, *, full: bool = False,
+               memo: Memo | None = None) -> dict[str, Any]:
+    memo = memo or Memo()
     offered = _sum(master.offers[o].resources for o in agent.offers if o in master.offers)
-    used = _agent_used(agent)
+    used = _agent_used(agent, memo)
     by_role = agent.total.reservations()
-    reserved = {role: res.summary() for role, res in by_role.items()}
+    reserved = {role: memo.summary(res) for role, res in by_role.items()}
     out: dict[str, Any] = {
         "id": agent.id,
         "pid": agent.pid,
         "hostname": agent.info.hostname,
         "port": agent.info.port,
         "registered_time": agent.registered_time,
-        "resources": agent.total.summary(),
-        "used_resources": used.summary(),
-        "offered_resources": offered.summary(),
+        "resources": memo.summary(agent.total),
+        "used_resources": memo.summary(used),
+        "offered_resources": memo.summary(offered),
         "reserved_resources": reserved,
-        "unreserved_resources": agent.total.unreserved().summary(),
+        "unreserved_resources": memo.summary(agent.total.unreserved()),
         "attributes": attributes_summary(codec.to_builtins(agent.info.attributes)),
         "active": agent.active and agent.connected,
         "deactivated": not agent.active,
@@ -123,9 +166,16 @@ def recovered_agents(master: Master, wanted: str | None = None) -> list[dict[str
             if not wanted or agent_id == wanted]
 
 
-def framework_json(master: Master, framework: Framework, *, summary: bool = False) -> dict[str, Any]:
+def framework_json(
+    master: Master, framework: Framework, *, summary: bool = False, memo: Memo | None = None,
+    used: Resources | None = None, task_lists: dict[str, list[Any]] | None = None,
+) -> dict[str, Any]:
+    """``used`` and ``task_lists`` (``tasks``, ``unreachable_tasks``,
+    ``completed_tasks``) may come already built (:mod:`mesos.master.state_builder`
+    builds them a slice at a time)."""
     info = framework.info
-    used = _sum(t.resources for t in framework.tasks.values() if not t.terminal)
+    if used is None:
+        used = Memo.sum(t.resources for t in framework.tasks.values() if not t.terminal)
     offered = _sum(o.resources for o in framework.offers.values())
     out: dict[str, Any] = {
         "id": framework.id,
@@ -157,9 +207,15 @@ def framework_json(master: Master, framework: Framework, *, summary: bool = Fals
         out["labels"] = codec.to_builtins(info.labels.labels)
     if summary:
         return out
-    out["tasks"] = [task_json(t) for t in framework.tasks.values()]
-    out["unreachable_tasks"] = [task_json(t) for t in framework.unreachable_tasks.values()]
-    out["completed_tasks"] = [task_json(t) for t in framework.completed_tasks]
+    if task_lists is None:
+        memo = memo or Memo()
+        task_lists = {
+            "tasks": [task_json(t, memo) for t in framework.tasks.values()],
+            "unreachable_tasks": [task_json(t, memo)
+                                  for t in framework.unreachable_tasks.values()],
+            "completed_tasks": [task_json(t, memo) for t in framework.completed_tasks],
+        }
+    out.update(task_lists)
     out["offers"] = [
         {
             "id": o.id,
@@ -185,12 +241,26 @@ def framework_json(master: Master, framework: Framework, *, summary: bool = Fals
     return out
 
 
-def state(master: Master) -> dict[str, Any]:
+def state(master: Master, parts: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+    """/master/state. ``parts`` may hold ``slaves``, ``frameworks`` and
+    ``completed_frameworks`` already built (:mod:`mesos.master.state_builder` builds
+    them a slice at a time, as encoded fragments)."""
+    if parts is None:
+        memo = Memo()
+        parts = {
+            "slaves": [agent_json(master, a, memo=memo) for a in master.agents.values()],
+            "frameworks": [framework_json(master, f, memo=memo)
+                           for f in master.frameworks.values()],
+            "completed_frameworks": [framework_json(master, f, memo=memo)
+                                     for f in master.completed_frameworks],
+        }
     leader = {"id": master.id, "pid": master.pid, "port": master.port, "hostname": master.hostname}
     out: dict[str, Any] = {
         **version(),
         "start_time": master.start_time,
-        "elected_time": master.start_time,
+        # A master elected in ZooKeeper knows when that happened; one alone leads from
+        # its start.
+        "elected_time": getattr(master, "elected_time", master.start_time),
         "id": master.id,
         "pid": master.pid,
         "hostname": master.hostname,
@@ -201,17 +271,61 @@ def state(master: Master) -> dict[str, Any]:
         "leader": master.pid,
         "leader_info": leader,
         "flags": master.flags.as_dict(),
-        "slaves": [agent_json(master, a) for a in master.agents.values()],
+        "slaves": parts["slaves"],
         # Agents the recovered registry expects back (--agent_reregister_timeout).
         "recovered_slaves": recovered_agents(master),
-        "frameworks": [framework_json(master, f) for f in master.frameworks.values()],
-        "completed_frameworks": [framework_json(master, f) for f in master.completed_frameworks],
+        "frameworks": parts["frameworks"],
+        "completed_frameworks": parts["completed_frameworks"],
         "orphan_tasks": [],
         "unregistered_frameworks": [],
     }
     if master.flags.cluster:
         out["cluster"] = master.flags.cluster
     return out
+
+
+def leader_info_json(info: MasterInfo) -> dict[str, Any]:
+    """``leader_info`` of /master/state: the leading master's id, pid, port, hostname."""
+    out: dict[str, Any] = {"id": info.id, "pid": info.pid, "port": info.port,
+                           "hostname": info.hostname or (info.address.ip if info.address else "")}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def standby_state(standby: Standby) -> dict[str, Any]:
+    """/master/state of a master that does not lead: who it is and who leads (Mesos
+    puts ``leader``/``leader_info`` only when a leader is known, ``elected_time`` only
+    on the leader); it keeps no agents or frameworks."""
+    info = standby.info
+    out: dict[str, Any] = {
+        **version(),
+        "start_time": standby.start_time,
+        "id": info["id"],
+        "pid": info["pid"],
+        "hostname": info["hostname"],
+        "capabilities": [c["type"] for c in info.get("capabilities", [])],
+        "activated_slaves": 0,
+        "deactivated_slaves": 0,
+        "unreachable_slaves": 0,
+        "flags": standby.flags.as_dict(),
+        "slaves": [],
+        "recovered_slaves": [],
+        "frameworks": [],
+        "completed_frameworks": [],
+        "orphan_tasks": [],
+        "unregistered_frameworks": [],
+    }
+    leader = standby.leader()
+    if leader is not None:
+        out["leader"] = leader.pid
+        out["leader_info"] = leader_info_json(leader)
+    if standby.flags.cluster:
+        out["cluster"] = standby.flags.cluster
+    return out
+
+
+def standby_metrics(standby: Standby) -> dict[str, float]:
+    """/metrics/snapshot of a master that does not lead: ``master/elected`` is 0."""
+    return {"master/elected": 0.0, "master/uptime_secs": standby.uptime()}
 
 
 def _state_counts(tasks: list[Task]) -> dict[str, int]:
@@ -222,9 +336,10 @@ def _state_counts(tasks: list[Task]) -> dict[str, int]:
 
 
 def state_summary(master: Master) -> dict[str, Any]:
+    memo = Memo()
     slaves = []
     for agent in master.agents.values():
-        item = agent_json(master, agent)
+        item = agent_json(master, agent, memo=memo)
         item.update(_state_counts(agent.all_tasks()))
         item["framework_ids"] = sorted(agent.tasks)
         slaves.append(item)
@@ -265,14 +380,20 @@ def tasks(master: Master, query: dict[str, str]) -> dict[str, Any]:
         return t.statuses[0].timestamp or 0.0 if t.statuses else 0.0
 
     everything.sort(key=started, reverse=(order == "des"))
-    return {"tasks": [task_json(t) for t in everything[offset : offset + max(limit, 0)]]}
+    memo = Memo()
+    return {"tasks": [task_json(t, memo) for t in everything[offset : offset + max(limit, 0)]]}
 
 
 def metrics(master: Master) -> dict[str, float]:
     agents = list(master.agents.values())
     frameworks = list(master.frameworks.values())
-    total = _sum(a.total for a in agents)
-    used = _sum(_agent_used(a) for a in agents if a.connected)
+    # Summed shape by shape (Memo.sum): with 10,000 agents adding them up one by one
+    # made this cheap call take a large part of a second.
+    total = Memo.sum(a.total for a in agents)
+    connected = [a for a in agents if a.connected]
+    used = Memo.sum(t.resources for a in connected for t in a.all_tasks() if not t.terminal)
+    used = used + _sum(resources_of(info.resources, "executor") for a in connected
+                       for executors in a.executors.values() for info in executors.values())
     out: dict[str, float] = {
         "master/elected": 1.0,
         "master/uptime_secs": master.uptime(),

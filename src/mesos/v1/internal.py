@@ -35,6 +35,9 @@ class AgentSubscribe(MesosStruct):
     tasks: list[Task] = msgspec.field(default_factory=list)
     version: str | None = None
     address_ip: str | None = None
+    # Dynamic reservations and persistent volumes the agent checkpointed (Mesos'
+    # ``checkpointed_resources``); its total is ``agent_info.resources`` with them on.
+    checkpointed_resources: list[Resource] = msgspec.field(default_factory=list)
 
 
 class StatusUpdate(MesosStruct):

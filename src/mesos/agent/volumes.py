@@ -1,0 +1,153 @@
+"""Persistent volumes and checkpointed resources on the agent.
+
+The master owns the decisions (RESERVE, CREATE, DESTROY ... by frameworks or
+operators); the agent is told the result as its full set of *checkpointed
+resources* (dynamic reservations and persistent volumes, Mesos'
+``CheckpointResourcesMessage``). This module does what the agent must do with it:
+
+* remember it across restarts (``<work_dir>/meta/resources/resources.info``) and lay
+  it over the flag resources to get the total the agent reports on (re-)registration;
+* keep one directory per volume, ``<work_dir>/volumes/roles/<role>/<persistence_id>``:
+  created when the volume appears, deleted with its data when the volume is
+  destroyed, and left alone by task and sandbox garbage collection, which is what
+  makes it outlive its tasks;
+* make a volume visible to a task at ``<sandbox>/<container_path>``. As Mesos'
+  ``filesystem/posix`` isolator does, this is a symlink to the volume directory (no
+  mount namespace is needed, and several tasks can link one shared volume).
+
+Everything here is synchronous file-system work, small and bounded; the agent runs
+it off its event loop if it wants to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+
+from mesos.agent import checkpoint
+from mesos.resources import Resources, ResourcesError, Volume, apply_checkpointed
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CheckpointedResources",
+    "VolumeError",
+    "apply",
+    "link_volumes",
+    "recover",
+    "volume_path",
+]
+
+
+class VolumeError(Exception):
+    """A volume could not be prepared, or the checkpoint does not fit the agent."""
+
+
+def volume_path(work_dir: str, role: str, persistence_id: str) -> str:
+    """Where the volume's data lives (Mesos' ``paths::getPersistentVolumePath``)."""
+    if not persistence_id or "/" in persistence_id or persistence_id in (".", ".."):
+        raise VolumeError(f"Invalid persistence id '{persistence_id}'")
+    return os.path.join(work_dir, "volumes", "roles", role, persistence_id)
+
+
+@dataclass(frozen=True)
+class CheckpointedResources:
+    """The agent's resources: from its flags, checkpointed, and the two together."""
+
+    static: Resources
+    checkpointed: Resources
+    total: Resources
+
+
+def recover(work_dir: str, static: Resources) -> CheckpointedResources:
+    """Read the checkpoint and lay it over the flag resources; make sure every
+    volume still has its directory. Raises VolumeError if the checkpoint is corrupt or
+    the flags no longer hold what was reserved (the agent must not start then, as in
+    Mesos, rather than silently drop volumes)."""
+    try:
+        checkpointed = Resources.from_json(checkpoint.read_resources(work_dir))
+    except (checkpoint.CheckpointError, ResourcesError) as exc:
+        raise VolumeError(f"Cannot recover checkpointed resources: {exc}") from None
+    try:
+        total = apply_checkpointed(static, checkpointed)
+    except ResourcesError as exc:
+        raise VolumeError(str(exc)) from None
+    for volume in checkpointed.volumes():
+        _make_volume_dir(work_dir, volume)
+    return CheckpointedResources(static, checkpointed, total)
+
+
+def apply(work_dir: str, current: CheckpointedResources,
+          resources: Resources) -> CheckpointedResources:
+    """The master sent the new checkpointed resources: write them, create the
+    directories of new volumes and delete those of destroyed ones.
+
+    The new total is checked against the flags first, so a message that does not fit
+    changes nothing (VolumeError). The checkpoint is written before any directory is
+    deleted: a crash in between leaves an orphan directory, never a volume without
+    its data.
+    """
+    checkpointed = resources.unallocated().checkpointed()
+    try:
+        total = apply_checkpointed(current.static, checkpointed)
+    except ResourcesError as exc:
+        raise VolumeError(str(exc)) from None
+    for volume in checkpointed.volumes():
+        volume_path(work_dir, volume.role, volume.persistence_id)  # refuse bad ids first
+    checkpoint.write_resources(work_dir, checkpointed.to_json())
+    new_ids = {(v.role, v.persistence_id) for v in checkpointed.volumes()}
+    for volume in checkpointed.volumes():
+        _make_volume_dir(work_dir, volume)
+    for volume in current.checkpointed.volumes():
+        if (volume.role, volume.persistence_id) not in new_ids:
+            path = volume_path(work_dir, volume.role, volume.persistence_id)
+            log.info("Deleting destroyed persistent volume '%s' of role '%s' at %s",
+                     volume.persistence_id, volume.role, path)
+            shutil.rmtree(path, ignore_errors=True)
+    return CheckpointedResources(current.static, checkpointed, total)
+
+
+def _make_volume_dir(work_dir: str, volume: Volume) -> str:
+    path = volume_path(work_dir, volume.role, volume.persistence_id)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise VolumeError(f"Cannot create persistent volume directory {path}: {exc}") from None
+    return path
+
+
+def link_volumes(work_dir: str, sandbox: str, resources: Resources) -> list[str]:
+    """Make each persistent volume in ``resources`` (a container's resources)
+    visible at ``<sandbox>/<container_path>`` as a symlink to its directory; returns
+    the links made. A link already there and pointing at the volume is kept, so this
+    can run again whenever the container's tasks change. Anything else in the way is
+    a VolumeError: a task's files are never replaced by a volume."""
+    made: list[str] = []
+    real_sandbox = os.path.realpath(sandbox)
+    for volume in resources.volumes():
+        target = _make_volume_dir(work_dir, volume)
+        link = os.path.normpath(os.path.join(real_sandbox, volume.container_path))
+        if os.path.commonpath([link, real_sandbox]) != real_sandbox or link == real_sandbox:
+            raise VolumeError(
+                f"Volume '{volume.persistence_id}': container path '{volume.container_path}' "
+                "is not inside the sandbox"
+            )
+        if os.path.islink(link):
+            if os.path.realpath(link) == os.path.realpath(target):
+                continue
+            raise VolumeError(f"Volume '{volume.persistence_id}': {link} already links "
+                              "somewhere else")
+        if os.path.lexists(link):
+            raise VolumeError(f"Volume '{volume.persistence_id}': {link} already exists in "
+                              "the sandbox")
+        try:
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            os.symlink(target, link)
+        except OSError as exc:
+            raise VolumeError(f"Cannot link volume '{volume.persistence_id}' into the "
+                              f"sandbox: {exc}") from None
+        log.info("Linked persistent volume '%s' at %s", volume.persistence_id, link)
+        made.append(link)
+    return made

@@ -1,0 +1,187 @@
+"""Persistent volumes on a real agent: a volume written by one task is read by a later
+task, survives the agent's restart (and the master's: the agent reports it), and a
+shared volume is used by two tasks at the same time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesos.resources import Resources
+from mesos.testing.cluster import Cluster
+from mesos.testing.rawsched import RawScheduler
+from tests.integration.test_master_recovery import ack_until, operator
+
+pytestmark = pytest.mark.slow
+
+DYN = [{"type": "DYNAMIC", "role": "db", "principal": "ops"}]
+FW: dict[str, Any] = {"user": "root", "name": "volumes", "role": "db", "principal": "ops",
+                      "failover_timeout": 3600}
+
+
+def scalar(name: str, value: float) -> dict[str, Any]:
+    return {"name": name, "type": "SCALAR", "scalar": {"value": value}, "reservations": DYN}
+
+
+def volume(vid: str, *, shared: bool = False) -> dict[str, Any]:
+    r = {**scalar("disk", 64), "disk": {"persistence": {"id": vid, "principal": "ops"},
+                                        "volume": {"mode": "RW", "container_path": "data"}}}
+    if shared:
+        r["shared"] = {}
+    return r
+
+
+def task(task_id: str, agent_id: dict[str, str], command: str,
+         vol: dict[str, Any]) -> dict[str, Any]:
+    return {"name": task_id, "task_id": {"value": task_id}, "agent_id": agent_id,
+            "command": {"value": command},
+            "resources": [scalar("cpus", 0.25), scalar("mem", 32), vol]}
+
+
+RESERVE = {"type": "RESERVE", "reserve": {"resources": [
+    scalar("cpus", 1), scalar("mem", 128), scalar("disk", 64)]}}
+
+
+async def ack(s: RawScheduler, status: dict[str, Any]) -> None:
+    if "uuid" in status:
+        await s.call({"type": "ACKNOWLEDGE", "framework_id": s.fw(), "acknowledge": {
+            "agent_id": status["agent_id"], "task_id": status["task_id"],
+            "uuid": status["uuid"]}})
+
+
+async def offer_with(s: RawScheduler, vid: str) -> dict[str, Any]:
+    """The next offer holding volume ``vid`` (others are declined at once)."""
+    for _ in range(100):
+        event = await s.next_event("*", timeout=90)
+        if event["type"] == "UPDATE":
+            await ack(s, event["update"]["status"])
+        if event["type"] != "OFFERS":
+            continue
+        for offer in event["offers"]["offers"]:
+            held = Resources.from_json(offer["resources"]).volumes()
+            if any(v.persistence_id == vid for v in held):
+                return offer
+            await s.call({"type": "DECLINE", "framework_id": s.fw(), "decline": {
+                "offer_ids": [offer["id"]], "filters": {"refuse_seconds": 0}}})
+    raise AssertionError(f"volume {vid} was never offered")
+
+
+async def final_statuses(s: RawScheduler, task_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Acknowledge updates until every task in ``task_ids`` is terminal."""
+    final: dict[str, dict[str, Any]] = {}
+    terminal = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR",
+                "TASK_DROPPED"}
+    for _ in range(200):
+        if set(final) == task_ids:
+            break
+        event = await s.next_event("*", timeout=90)
+        if event["type"] != "UPDATE":
+            continue
+        status = event["update"]["status"]
+        await ack(s, status)
+        if status["state"] in terminal and status["task_id"]["value"] in task_ids:
+            final[status["task_id"]["value"]] = status
+    return final
+
+
+async def run_on_volume(s: RawScheduler, vid: str, name: str, command: str,
+                        vol: dict[str, Any]) -> str:
+    """Run ``command`` in a task using volume ``vid``; its final state. A task that
+    never ran because the agent was restarting (an offer rescinded before the ACCEPT
+    arrived, or a task sent to the agent being killed: TASK_DROPPED/TASK_LOST) is run
+    again on a later offer; FINISHED and FAILED only come from running it."""
+    for attempt in range(5):
+        offer = await offer_with(s, vid)
+        task_id = f"{name}-{attempt}"
+        await accept(s, offer, {"type": "LAUNCH", "launch": {"task_infos": [
+            task(task_id, offer["agent_id"], command, vol)]}})
+        status = (await final_statuses(s, {task_id}))[task_id]
+        if status["state"] not in ("TASK_LOST", "TASK_DROPPED"):
+            return str(status["state"])
+    raise AssertionError(f"{name}: no valid offer in 5 attempts")
+
+
+async def accept(s: RawScheduler, offer: dict[str, Any], *operations: dict[str, Any]) -> None:
+    code, text = await s.call({"type": "ACCEPT", "framework_id": s.fw(), "accept": {
+        "offer_ids": [offer["id"]], "filters": {"refuse_seconds": 0},
+        "operations": list(operations)}})
+    assert code == 202, text
+
+
+async def test_volume_outlives_tasks_and_restarts(tmp_path: Path) -> None:
+    with Cluster(tmp_path, agent_resources="cpus:4;mem:1024;disk:2048") as c:
+        s = RawScheduler(c.master_url)
+        try:
+            await s.subscribe(FW)
+            offer = (await s.next_event("OFFERS", timeout=30))["offers"]["offers"][0]
+            agent_id = offer["agent_id"]
+            vol = volume("v1")
+            await accept(s, offer, RESERVE, {"type": "CREATE", "create": {"volumes": [vol]}},
+                         {"type": "LAUNCH", "launch": {"task_infos": [
+                             task("writer", agent_id, "echo hello > data/msg", vol)]}})
+            await ack_until(s, "writer", "TASK_FINISHED", timeout=60)
+            on_disk = tmp_path / "agent0" / "volumes" / "roles" / "db" / "v1"
+            assert (on_disk / "msg").read_text() == "hello\n"
+            checkpointed = json.loads(
+                (tmp_path / "agent0" / "meta" / "resources" / "resources.info").read_text())
+            assert Resources.from_json(checkpointed).volumes()[0].persistence_id == "v1"
+
+            read = 'test "$(cat data/msg)" = hello'
+            assert await run_on_volume(s, "v1", "reader", read, vol) == "TASK_FINISHED"
+            # A reader that expects something else fails: the check above can fail.
+            wrong = 'test "$(cat data/msg)" = goodbye'
+            assert await run_on_volume(s, "v1", "wrong", wrong, vol) == "TASK_FAILED"
+
+            # The agent restarts: the volume is still there, offered, and readable.
+            c.restart_agent(0)
+            assert await run_on_volume(s, "v1", "after-restart", read, vol) == "TASK_FINISHED"
+            assert (on_disk / "msg").read_text() == "hello\n"
+        finally:
+            await s.close()
+
+        # A new master learns the volume from the agent's report alone.
+        c.restart_master()
+
+        async def total_volumes() -> list[str]:
+            code, body = await operator(c.master_url, {"type": "GET_AGENTS"})
+            agents = body["get_agents"]["agents"] if code == 200 else []
+            return [v.persistence_id for a in agents
+                    for v in Resources.from_json(a["total_resources"]).volumes()]
+
+        for _ in range(600):  # bounded: about a minute
+            if await total_volumes() == ["v1"]:
+                break
+            await asyncio.sleep(0.1)
+        assert await total_volumes() == ["v1"], c.logs()[-3000:]
+
+
+async def test_shared_volume_is_used_by_two_tasks_at_once(tmp_path: Path) -> None:
+    with Cluster(tmp_path, agent_resources="cpus:4;mem:1024;disk:2048") as c:
+        s = RawScheduler(c.master_url)
+        try:
+            await s.subscribe({**FW, "capabilities": [{"type": "SHARED_RESOURCES"}]})
+            offer = (await s.next_event("OFFERS", timeout=30))["offers"]["offers"][0]
+            agent_id = offer["agent_id"]
+            vol = volume("s1", shared=True)
+
+            def meet(mine: str, other: str) -> str:
+                # Each task leaves its mark and waits (bounded) for the other's: both
+                # finish only if they see one volume at the same time.
+                return (f"touch data/{mine}; for i in $(seq 600); do "
+                        f"[ -f data/{other} ] && exit 0; sleep 0.1; done; exit 1")
+
+            await accept(s, offer, RESERVE, {"type": "CREATE", "create": {"volumes": [vol]}},
+                         {"type": "LAUNCH", "launch": {"task_infos": [
+                             task("a", agent_id, meet("a", "b"), vol),
+                             task("b", agent_id, meet("b", "a"), vol)]}})
+            final = await final_statuses(s, {"a", "b"})
+            assert {t: st["state"] for t, st in final.items()} == {"a": "TASK_FINISHED",
+                                                                   "b": "TASK_FINISHED"}
+            on_disk = tmp_path / "agent0" / "volumes" / "roles" / "db" / "s1"
+            assert sorted(p.name for p in on_disk.iterdir()) == ["a", "b"]
+        finally:
+            await s.close()
