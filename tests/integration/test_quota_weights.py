@@ -100,3 +100,37 @@ async def test_agents_of_another_region_go_only_to_region_aware_frameworks(tmp_p
                 if s.framework_id:
                     await s.call({"type": "TEARDOWN", "framework_id": s.fw()})
                 await s.close()
+
+
+async def test_legacy_quota_and_teardown_endpoints(tmp_path: Path) -> None:
+    """``POST/DELETE /master/quota`` (Mesos' QuotaRequest) and ``POST /master/teardown``."""
+    with Cluster(tmp_path, agents=0) as c:
+        base = f"http://{c.master_url}/master"
+        request = {"role": "eng", "guarantee": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 2}}]}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/quota", json=request) as r:
+                assert r.status == 200, await r.text()
+            assert c.get("/master/quota")["configs"] == [{
+                "role": "eng", "guarantees": {"cpus": {"value": 2.0}},
+                "limits": {"cpus": {"value": 2.0}}}]
+            async with http.post(f"{base}/quota", json={"role": "eng", "guarantee": "x"}) as r:
+                assert r.status == 400 and "guarantee" in await r.text()
+            async with http.delete(f"{base}/quota/ops") as r:
+                assert r.status == 400 and "ops" in await r.text()  # nothing set there
+            async with http.delete(f"{base}/quota/eng") as r:
+                assert r.status == 200
+            assert c.get("/master/quota")["configs"] == []
+
+            s = RawScheduler(c.master_url)
+            try:
+                await s.subscribe({"user": "root", "name": "doomed"})
+                framework_id = s.fw()["value"]
+                async with http.post(f"{base}/teardown", data={"frameworkId": "nope"}) as r:
+                    assert r.status == 400 and "nope" in await r.text()
+                async with http.post(f"{base}/teardown", data={"frameworkId": framework_id}) as r:
+                    assert r.status == 200
+                completed = c.get("/master/frameworks")["completed_frameworks"]
+                assert [f["id"] for f in completed] == [framework_id]
+            finally:
+                await s.close()

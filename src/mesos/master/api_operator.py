@@ -231,7 +231,56 @@ async def legacy_weights(request: web.Request) -> web.Response:
 
 
 async def legacy_quota(request: web.Request) -> web.Response:
-    return web.json_response(quota_json(request.app[MASTER]))
+    """``/master/quota``: GET the quota status; POST a QuotaRequest (``role``,
+    ``guarantee``: scalar Resources; Mesos' pre-1.9 form, which sets the guarantee and
+    the same limit); DELETE ``/master/quota/ROLE`` removes a role's quota."""
+    master = request.app[MASTER]
+    if request.method == "GET":
+        return web.json_response(quota_json(master))
+    if request.method == "DELETE":
+        role = request.match_info.get("role", "")
+        if not role:
+            return responses.bad_request("Expecting a role: DELETE /master/quota/ROLE")
+        if role not in master.quota_configs:
+            return responses.bad_request(f"No quota set for role '{role}'")
+        try:
+            await update_quota(master, [{"role": role}])
+        except ValueError as exc:
+            return responses.bad_request(str(exc))
+        return web.Response(status=200)
+
+    async def set_quota(data: Any) -> None:
+        if not isinstance(data, dict) or not isinstance(data.get("role"), str):
+            raise ValueError("Expecting a QuotaRequest object with a 'role'")
+        guarantee = data.get("guarantee")
+        if not isinstance(guarantee, list):
+            raise ValueError("Expecting 'guarantee' to be a list of scalar resources")
+        amounts: dict[str, dict[str, Any]] = {}
+        for i, item in enumerate(guarantee):
+            scalar = item.get("scalar") if isinstance(item, dict) else None
+            if not isinstance(scalar, dict) or not isinstance(item.get("name"), str):
+                raise ValueError(f"Invalid 'guarantee[{i}]': expecting a scalar Resource")
+            amounts[item["name"]] = {"value": scalar.get("value")}
+        await update_quota(master, [{"role": data["role"], "guarantees": amounts,
+                                     "limits": amounts}])
+
+    return await _legacy(request, set_quota)
+
+
+async def legacy_teardown(request: web.Request) -> web.Response:
+    """``POST /master/teardown`` with form field ``frameworkId``: as TEARDOWN."""
+    if request.method != "POST":
+        return responses.text(405, "Expecting 'POST'")
+    form = await request.post()
+    framework_id = form.get("frameworkId")
+    if not isinstance(framework_id, str) or not framework_id:
+        return responses.bad_request("Missing 'frameworkId' query parameter")
+    master = request.app[MASTER]
+    framework = master.frameworks.get(framework_id)
+    if framework is None:
+        return responses.bad_request(f"No framework found with ID {framework_id}")
+    await master.teardown(framework)
+    return web.Response(status=200)
 
 
 # ---------------------------------------------------------------------- SUBSCRIBE

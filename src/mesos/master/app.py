@@ -33,6 +33,7 @@ from mesos.master.api_operator import (
     legacy_roles,
     legacy_schedule,
     legacy_status,
+    legacy_teardown,
     legacy_unreserve,
     legacy_weights,
     operator_api,
@@ -176,7 +177,10 @@ def build_app(master: Master, *, leading: Callable[[], bool] | None = None) -> w
     for prefix in ("", "/master"):
         r.add_route("GET", f"{prefix}/weights", legacy_weights)
         r.add_route("PUT", f"{prefix}/weights", legacy_weights)
-        r.add_get(f"{prefix}/quota", legacy_quota)
+        r.add_route("GET", f"{prefix}/quota", legacy_quota)
+        r.add_route("POST", f"{prefix}/quota", legacy_quota)
+        r.add_route("DELETE", f"{prefix}/quota/{{role}}", legacy_quota)
+        r.add_post(f"{prefix}/teardown", legacy_teardown)
         r.add_route("GET", f"{prefix}/maintenance/schedule", legacy_schedule)
         r.add_route("POST", f"{prefix}/maintenance/schedule", legacy_schedule)
         r.add_get(f"{prefix}/maintenance/status", legacy_status)
