@@ -516,3 +516,20 @@ async def test_a_task_listening_on_a_port_it_was_not_given_is_killed(
         assert "31005" in failed.get("message", ""), failed
         # The task on the port it was given was scanned as often and is left alone.
         assert fw.state("polite") == "TASK_RUNNING", fw.statuses.get("polite")
+
+
+async def test_the_containers_endpoint_lists_running_containers_with_usage(
+    start: Callable[..., Cluster],
+) -> None:
+    cluster = start("cgroups/cpu,cgroups/mem")
+    async with Framework(cluster) as fw:
+        await fw.launch(("sleeper", "sleep 600", 0.2, 64))
+        await fw.until("sleeper", {"TASK_RUNNING"})
+        (entry,) = http_json(f"{agent_url(cluster)}/containers")
+        executor = executor_of(cluster, "sleeper")
+        assert entry["executor_id"] == "sleeper"
+        assert entry["container_id"] == executor["container"]
+        assert entry["status"]["container_id"] == {"value": executor["container"]}
+        assert isinstance(entry["status"]["executor_pid"], int)
+        assert entry["statistics"]["mem_limit_bytes"] >= 64 * 1024 * 1024
+        assert entry["statistics"]["timestamp"] > 0

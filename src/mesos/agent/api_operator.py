@@ -28,9 +28,20 @@ from mesos.v1.mesos import TERMINAL_STATES
 if TYPE_CHECKING:
     from mesos.agent.service import Agent
 
-__all__ = ["container_resources", "flags", "health", "metrics",
-           "metrics_json", "monitor_statistics", "state", "state_json", "statistics_json",
-           "version"]
+__all__ = [
+    "container_resources",
+    "containers",
+    "containers_json",
+    "flags",
+    "health",
+    "metrics",
+    "metrics_json",
+    "monitor_statistics",
+    "state",
+    "state_json",
+    "statistics_json",
+    "version",
+]
 
 BUILD = {"build_date": "", "build_time": 0.0, "build_user": ""}
 
@@ -281,6 +292,29 @@ async def flags(request: web.Request) -> web.Response:
 
 async def monitor_statistics(request: web.Request) -> web.Response:
     return _json(request, await statistics_json(request.app[AGENT]))
+
+
+async def containers_json(agent: Agent) -> list[dict[str, Any]]:
+    """Mesos' ``/containers``: every running executor's container with its id, its
+    status (the executor's pid) and its usage statistics."""
+    out = []
+    entries = {(e["framework_id"], e["executor_id"]): e for e in await statistics_json(agent)}
+    for executor in agent.core.executors():
+        entry = entries.get((executor.framework_id, executor.id))
+        if entry is None:
+            continue
+        cid = executor.container_id
+        process = agent.processes.get(cid)
+        pid = process.pid if process is not None else agent.recovered_pids.get(cid)
+        status: dict[str, Any] = {"container_id": {"value": cid}}
+        if pid is not None:
+            status["executor_pid"] = pid
+        out.append({**entry, "container_id": cid, "status": status})
+    return out
+
+
+async def containers(request: web.Request) -> web.Response:
+    return _json(request, await containers_json(request.app[AGENT]))
 
 
 async def health(request: web.Request) -> web.Response:

@@ -36,6 +36,8 @@ def build_app(agent: Agent) -> web.Application:
     r.add_get("/metrics/snapshot", api_operator.metrics)
     r.add_get("/version", api_operator.version)
     r.add_get("/monitor/statistics", api_operator.monitor_statistics)
+    for prefix in PREFIXES:
+        r.add_get(f"{prefix}/containers", api_operator.containers)
     r.add_get("/monitor/statistics.json", api_operator.monitor_statistics)
     r.add_get("/files/browse", files.browse)
     r.add_get("/files/browse.json", files.browse)
