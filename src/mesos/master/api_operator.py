@@ -24,12 +24,14 @@ from typing import Any
 from aiohttp import web
 
 from mesos import __version__
+from mesos.agent.files import FilesError
 from mesos.allocator import Quota, QuotaError
 from mesos.errors import MesosError, ValidationError
 from mesos.http import responses
 from mesos.http.keys import MASTER
 from mesos.http.streaming import EventStream
 from mesos.master import accept as acceptmod
+from mesos.master import files as master_files
 from mesos.master import operator_views, state_builder, views
 from mesos.master.events import event
 from mesos.master.maintenance import parse_machines, parse_schedule
@@ -212,11 +214,34 @@ async def operator_api(request: web.Request) -> web.StreamResponse:
             return web.Response(status=200)
         if call == "SUBSCRIBE":
             return await subscribe(request, master)
+        if call in ("LIST_FILES", "READ_FILE"):
+            return await _files_call(master, call, body)
         if call in _CALLS:
             return await _CALLS[call](master, body)
     except ValueError as exc:
         return responses.bad_request(str(exc))
     return responses.text(501, f"Operator call {call} is not available on this master yet")
+
+
+async def _files_call(master: Master, call: str, body: dict[str, Any]) -> web.Response:
+    """LIST_FILES and READ_FILE over the master's attached files (its log)."""
+    key = call.lower()
+    path = _field(body, key, "path")
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"Expecting '{key}.path' to be present")
+    try:
+        if call == "LIST_FILES":
+            return _ok(call, {"file_infos": master_files.list_files(master, path)})
+        offset, length = _field(body, key, "offset"), _field(body, key, "length")
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError("Expecting 'read_file.offset' to be a non-negative integer")
+        if length is not None and (not isinstance(length, int) or length < 0):
+            raise ValueError("Expecting 'read_file.length' to be a non-negative integer")
+        answer = await master_files.read_file_call(
+            master, path, offset, -1 if length is None else length)
+        return _ok(call, answer)
+    except FilesError as exc:
+        return responses.text(exc.status, str(exc))
 
 
 async def legacy_weights(request: web.Request) -> web.Response:

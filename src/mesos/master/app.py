@@ -20,7 +20,7 @@ from aiohttp import web
 from mesos import webui
 from mesos.http import responses
 from mesos.http.keys import MASTER
-from mesos.master import state_builder, views
+from mesos.master import files, state_builder, views
 from mesos.master.api_agent import agent_api
 from mesos.master.api_operator import (
     legacy_create_volumes,
@@ -191,6 +191,11 @@ def build_app(master: Master, *, leading: Callable[[], bool] | None = None) -> w
         r.add_post(f"{prefix}/unreserve", legacy_unreserve)
         r.add_post(f"{prefix}/create-volumes", legacy_create_volumes)
         r.add_post(f"{prefix}/destroy-volumes", legacy_destroy_volumes)
+    file_handlers: tuple[tuple[str, Handler], ...] = (
+        ("browse", files.browse), ("read", files.read), ("download", files.download))
+    for name, file_handler in file_handlers:
+        r.add_get(f"/files/{name}", file_handler)
+        r.add_get(f"/files/{name}.json", file_handler)
     r.add_get("/metrics/snapshot", metrics)
     r.add_get("/metrics/prometheus", legacy_prometheus)
     r.add_get("/version", version)

@@ -1,0 +1,131 @@
+"""The master's files: its log at the virtual path ``/master/log``, as Mesos attaches it.
+
+Served through ``/files/browse``, ``/files/read``, ``/files/download`` (legacy JSON)
+and the operator calls LIST_FILES and READ_FILE. Only attached files are served: a
+master started without ``--log_dir`` has none, and every path is then 404. The
+checks and answers are the agent's (:mod:`mesos.agent.files`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+from typing import Any
+
+from aiohttp import web
+
+from mesos.agent.files import FilesError, file_info, read_file
+from mesos.http import responses
+from mesos.http.keys import MASTER
+
+LOG = "/master/log"
+
+
+def attached(log_dir: str | None, name: str = "mesos-master") -> dict[str, str]:
+    """Virtual path -> real file, for what this master serves."""
+    if not log_dir:
+        return {}
+    return {LOG: os.path.join(log_dir, f"{name}.log")}
+
+
+def resolve(files: dict[str, str], path: str) -> str:
+    """The real file behind ``path``; FilesError (400/404) otherwise."""
+    if not path:
+        raise FilesError(400, "Expecting 'path=value' in query.")
+    real = files.get(path.rstrip("/"))
+    if real is None or not os.path.isfile(real):
+        raise FilesError(404, f"'{path}' not found")
+    return real
+
+
+def _files(request: web.Request) -> dict[str, str]:
+    master = request.app[MASTER]
+    return attached(master.flags.log_dir)
+
+
+def _json(request: web.Request, data: Any) -> web.Response:
+    callback = request.query.get("jsonp")
+    if callback:
+        return web.Response(text=f"{callback}({json.dumps(data)});",
+                            content_type="text/javascript")
+    return web.json_response(data)
+
+
+def _error(exc: FilesError) -> web.Response:
+    return responses.text(exc.status, str(exc))
+
+
+def _int(request: web.Request, name: str) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return -1
+    try:
+        value = int(raw)
+    except ValueError:
+        raise FilesError(400, f"Failed to parse {name}: '{raw}' is not a number.") from None
+    if value < -1:
+        raise FilesError(400, f"Negative {name} provided: {value}.")
+    return value
+
+
+async def browse(request: web.Request) -> web.Response:
+    """A directory (``/`` or ``/master``) lists the attached files; a file, itself."""
+    path = request.query.get("path", "")
+    files = _files(request)
+    try:
+        if path.rstrip("/") in ("", "/master"):
+            if not path:
+                raise FilesError(400, "Expecting 'path=value' in query.")
+            entries = [(v, os.stat(r)) for v, r in sorted(files.items()) if os.path.isfile(r)]
+        else:
+            real = resolve(files, path)
+            entries = [(path.rstrip("/"), os.stat(real))]
+    except FilesError as exc:
+        return _error(exc)
+    return _json(request, [file_info(v, st) for v, st in entries])
+
+
+async def read(request: web.Request) -> web.Response:
+    try:
+        offset, length = _int(request, "offset"), _int(request, "length")
+        real = resolve(_files(request), request.query.get("path", ""))
+        data, offset = await asyncio.to_thread(read_file, real, offset, length)
+    except FilesError as exc:
+        return _error(exc)
+    return _json(request, {"data": data.decode("utf-8", errors="replace"), "offset": offset})
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    try:
+        real = resolve(_files(request), request.query.get("path", ""))
+    except FilesError as exc:
+        return _error(exc)
+    return web.FileResponse(real, headers={
+        "Content-Type": "application/octet-stream",
+        "Content-Disposition": f"attachment; filename={os.path.basename(real)}"})
+
+
+def list_files(master: Any, path: str) -> list[dict[str, Any]]:
+    """LIST_FILES' ``file_infos`` (v1 FileInfo: mtime in nanoseconds, numeric mode)."""
+    files = attached(master.flags.log_dir)
+    if path.rstrip("/") in ("", "/master"):
+        found = [(v, os.stat(r)) for v, r in sorted(files.items()) if os.path.isfile(r)]
+    else:
+        found = [(path.rstrip("/"), os.stat(resolve(files, path)))]
+    out = []
+    for virtual, st in found:
+        info = file_info(virtual, st)
+        info["mtime"] = {"nanoseconds": st.st_mtime_ns}
+        info["mode"] = st.st_mode
+        out.append(info)
+    return out
+
+
+async def read_file_call(master: Any, path: str, offset: int, length: int) -> dict[str, Any]:
+    """READ_FILE's answer: the file's size and the bytes read, base64."""
+    real = resolve(attached(master.flags.log_dir), path)
+    size = os.stat(real).st_size
+    data, _ = await asyncio.to_thread(read_file, real, offset, length)
+    return {"size": size, "data": base64.b64encode(data).decode("ascii")}
