@@ -381,8 +381,38 @@ async def test_unknown_calls_and_bad_envelopes(tmp_path: Path) -> None:
         code, text = await operator(c.master_url, {"type": "TEARDOWN", "teardown": {
             "framework_id": {"value": "nope"}}})
         assert code == 400 and "nope" in text
-        code, text = await operator(c.master_url, {"type": "GET_OPERATIONS"})
-        assert code == 501, text
+        code, text = await operator(c.master_url, {"type": "GROW_VOLUME"})
+        assert code == 501 and "GROW_VOLUME" in text, text
+
+
+async def test_get_master_operations_and_the_older_quota_calls(tmp_path: Path) -> None:
+    with Cluster(tmp_path, agents=0) as c:
+        code, body = await operator(c.master_url, {"type": "GET_MASTER"})
+        assert code == 200
+        info = body["get_master"]["master_info"]
+        assert info["port"] == int(c.master_url.rsplit(":", 1)[1])
+        assert body["get_master"]["start_time"] > 0
+        code, body = await operator(c.master_url, {"type": "GET_OPERATIONS"})
+        assert (code, body) == (200, {"type": "GET_OPERATIONS", "get_operations": {}})
+
+        request = {"role": "eng", "guarantee": [
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": 256}}]}
+        code, _ = await operator(c.master_url, {"type": "SET_QUOTA", "set_quota": {
+            "quota_request": request}})
+        assert code == 200
+        assert c.get("/master/quota")["configs"] == [{
+            "role": "eng", "guarantees": {"mem": {"value": 256.0}},
+            "limits": {"mem": {"value": 256.0}}}]
+        code, text = await operator(c.master_url, {"type": "SET_QUOTA", "set_quota": {
+            "quota_request": {"role": "eng", "guarantee": [{"name": "mem"}]}}})
+        assert code == 400 and "guarantee[0]" in text
+        code, text = await operator(c.master_url, {"type": "REMOVE_QUOTA", "remove_quota": {
+            "role": "ops"}})
+        assert code == 400 and "ops" in text
+        assert len(c.get("/master/quota")["configs"]) == 1  # refused calls changed nothing
+        code, _ = await operator(c.master_url, {"type": "REMOVE_QUOTA", "remove_quota": {
+            "role": "eng"}})
+        assert code == 200 and c.get("/master/quota")["configs"] == []
 
 
 async def test_oldest_subscriber_is_dropped_past_the_limit(tmp_path: Path) -> None:

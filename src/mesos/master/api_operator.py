@@ -216,6 +216,27 @@ async def operator_api(request: web.Request) -> web.StreamResponse:
             return await subscribe(request, master)
         if call in ("LIST_FILES", "READ_FILE"):
             return await _files_call(master, call, body)
+        if call == "GET_MASTER":
+            return _ok(call, {"master_info": master.master_info(),
+                              "start_time": master.start_time,
+                              "elected_time": getattr(master, "elected_time", master.start_time)})
+        if call == "GET_OPERATIONS":
+            # Operations are applied at once (no resource providers, no pending
+            # operation feedback), so there is never one to list.
+            return _ok(call, {})
+        if call == "GET_RESOURCE_PROVIDERS":
+            return _ok(call, {})
+        if call == "SET_QUOTA":
+            await _set_quota(master, _field(body, "set_quota", "quota_request"))
+            return web.Response(status=200)
+        if call == "REMOVE_QUOTA":
+            role = _field(body, "remove_quota", "role")
+            if not isinstance(role, str) or not role:
+                raise ValueError("Expecting 'remove_quota.role' to be present")
+            if role not in master.quota_configs:
+                raise ValueError(f"No quota set for role '{role}'")
+            await update_quota(master, [{"role": role}])
+            return web.Response(status=200)
         if call in _CALLS:
             return await _CALLS[call](master, body)
     except ValueError as exc:
@@ -275,21 +296,27 @@ async def legacy_quota(request: web.Request) -> web.Response:
         return web.Response(status=200)
 
     async def set_quota(data: Any) -> None:
-        if not isinstance(data, dict) or not isinstance(data.get("role"), str):
-            raise ValueError("Expecting a QuotaRequest object with a 'role'")
-        guarantee = data.get("guarantee")
-        if not isinstance(guarantee, list):
-            raise ValueError("Expecting 'guarantee' to be a list of scalar resources")
-        amounts: dict[str, dict[str, Any]] = {}
-        for i, item in enumerate(guarantee):
-            scalar = item.get("scalar") if isinstance(item, dict) else None
-            if not isinstance(scalar, dict) or not isinstance(item.get("name"), str):
-                raise ValueError(f"Invalid 'guarantee[{i}]': expecting a scalar Resource")
-            amounts[item["name"]] = {"value": scalar.get("value")}
-        await update_quota(master, [{"role": data["role"], "guarantees": amounts,
-                                     "limits": amounts}])
+        await _set_quota(master, data)
 
     return await _legacy(request, set_quota)
+
+
+async def _set_quota(master: Master, data: Any) -> None:
+    """A QuotaRequest (``role``, ``guarantee``: scalar Resources), Mesos' pre-1.9 form
+    (SET_QUOTA, ``POST /quota``): the guarantee, and the same amounts as the limit."""
+    if not isinstance(data, dict) or not isinstance(data.get("role"), str):
+        raise ValueError("Expecting a QuotaRequest object with a 'role'")
+    guarantee = data.get("guarantee")
+    if not isinstance(guarantee, list):
+        raise ValueError("Expecting 'guarantee' to be a list of scalar resources")
+    amounts: dict[str, dict[str, Any]] = {}
+    for i, item in enumerate(guarantee):
+        scalar = item.get("scalar") if isinstance(item, dict) else None
+        if not isinstance(scalar, dict) or not isinstance(item.get("name"), str):
+            raise ValueError(f"Invalid 'guarantee[{i}]': expecting a scalar Resource")
+        amounts[item["name"]] = {"value": scalar.get("value")}
+    await update_quota(master, [{"role": data["role"], "guarantees": amounts,
+                                 "limits": amounts}])
 
 
 async def legacy_teardown(request: web.Request) -> web.Response:
