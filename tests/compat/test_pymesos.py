@@ -11,8 +11,11 @@ import pytest
 
 from mesos.testing.cluster import Cluster
 
-pymesos = pytest.importorskip("pymesos", reason="pymesos is installed by `make test`")
-from pymesos import MesosSchedulerDriver, Scheduler, decode_data, encode_data  # noqa: E402
+try:
+    from pymesos import MesosSchedulerDriver, Scheduler, decode_data, encode_data
+except ImportError:  # a loud failure, never a skip: `make test` installs it
+    pytest.fail("pymesos is missing: run scripts/install-pymesos.sh (make test does)",
+                pytrace=False)
 
 pytestmark = pytest.mark.slow
 

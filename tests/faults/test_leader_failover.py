@@ -20,14 +20,15 @@ import pytest
 
 from mesos.testing.cluster import wait_for
 from mesos.testing.zk import ZooKeeperNotInstalled, ZooKeeperServer
-from tests.integration.test_master_ha import WAIT, HACluster, request, zk_server, zk_url
+from tests.integration.test_master_ha import WAIT, HACluster, request
 
-pymesos = pytest.importorskip("pymesos", reason="pymesos is installed by `make test`")
-from pymesos import MesosSchedulerDriver, Scheduler  # noqa: E402
+try:
+    from pymesos import MesosSchedulerDriver, Scheduler
+except ImportError:  # a loud failure, never a skip: `make test` installs it
+    pytest.fail("pymesos is missing: run scripts/install-pymesos.sh (make test does)",
+                pytrace=False)
 
 pytestmark = pytest.mark.slow
-
-__all__ = ["zk_server", "zk_url"]  # fixtures, imported for pytest
 
 TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR",
             "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNREACHABLE"}

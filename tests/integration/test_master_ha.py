@@ -14,8 +14,6 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -23,32 +21,12 @@ from typing import Any
 import pytest
 
 from mesos.testing.cluster import Daemon, free_port, http_json, wait_for
-from mesos.testing.zk import ZooKeeperNotInstalled, ZooKeeperServer
 
 pytestmark = pytest.mark.slow
 
 SESSION_TIMEOUT = "3secs"  # the masters' ZooKeeper sessions
 WAIT = 60.0  # generous: two cores shared with other test runs
 AGENT_RESOURCES = "cpus:4;mem:4096;disk:4096;ports:[31000-32000]"
-
-
-@pytest.fixture(scope="module")
-def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    try:
-        server = ZooKeeperServer(tmp_path_factory.mktemp("zookeeper"))
-        server.start()
-    except ZooKeeperNotInstalled as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def zk_url(zk_server: ZooKeeperServer) -> str:
-    """A fresh group per test, so no test sees another's masters."""
-    return zk_server.url(f"/mesos-{uuid.uuid4().hex[:8]}")
 
 
 class Answer:

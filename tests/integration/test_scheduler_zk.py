@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from aiohttp import web
 
 from mesos.scheduler import Scheduler, SchedulerDriver
 from mesos.testing.cluster import Cluster, free_port, http_json, wait_for
-from mesos.testing.zk import ZooKeeperNotInstalled, ZooKeeperServer
 from mesos.zookeeper import MasterContender, parse_zk_url
 
 pytestmark = pytest.mark.slow
@@ -36,25 +34,6 @@ pytestmark = pytest.mark.slow
 SESSION_TIMEOUT = 2.0  # the ZooKeeper sessions of the fake masters' contenders
 WAIT = 60.0  # generous: two cores shared with other test runs
 FRAMEWORK = {"name": "zk-follower", "failover_timeout": 3600.0}
-
-
-@pytest.fixture(scope="module")
-def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    try:
-        server = ZooKeeperServer(tmp_path_factory.mktemp("zookeeper"))
-        server.start()
-    except ZooKeeperNotInstalled as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def zk_url(zk_server: ZooKeeperServer) -> str:
-    """A fresh group per test, so no test sees another's masters."""
-    return zk_server.url(f"/mesos-{uuid.uuid4().hex[:8]}")
 
 
 def start_master(work_dir: Path, agents: int = 0) -> Cluster:

@@ -36,19 +36,6 @@ SESSION_TIMEOUT = 2.0  # seconds; the server allows down to 2 ticks (0.5 s)
 WAIT = 30.0  # generous bound for anything that should happen in about a second
 
 
-@pytest.fixture(scope="session")
-def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    try:
-        server = ZooKeeperServer(tmp_path_factory.mktemp("zookeeper"))
-        server.start()
-    except ZooKeeperNotInstalled as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def own_zk_server(tmp_path: Path) -> Iterator[ZooKeeperServer]:
     """A server this test alone may stop and restart."""
