@@ -29,8 +29,8 @@ from mesos.agent import paths
 from mesos.agent.keys import AGENT
 from mesos.http import responses
 
-__all__ = ["browse", "dir_entries", "download", "in_sandbox", "listing", "owner", "read",
-           "read_file", "resolve"]
+__all__ = ["browse", "dir_entries", "download", "error_response", "in_sandbox", "json_response",
+           "listing", "owner", "parse_int", "read", "read_file", "resolve"]
 
 _VIRTUAL = re.compile(r"^/frameworks/([^/]+)/executors/([^/]+)/runs/([^/]+)(/.*)?$")
 # Mesos caps one read at 16 pages.
@@ -80,7 +80,8 @@ def in_sandbox(root: str, real: str) -> bool:
         "slaves", "frameworks", "executors", "runs")
 
 
-def _json(request: web.Request, data: Any) -> web.Response:
+def json_response(request: web.Request, data: Any) -> web.Response:
+    """JSON, or ``callback(JSON);`` with ``?jsonp=callback``."""
     text = json.dumps(data, separators=(",", ":"))
     callback = request.query.get("jsonp")
     if callback:
@@ -94,7 +95,7 @@ async def _resolve_request(request: web.Request) -> str:
         resolve, agent.core.config.work_dir, agent.core.agent_id, request.query.get("path", ""))
 
 
-def _error(exc: FilesError) -> web.Response:
+def error_response(exc: FilesError) -> web.Response:
     return responses.text(exc.status, str(exc) + ("\n" if exc.status == 400 else ""))
 
 
@@ -148,13 +149,14 @@ async def browse(request: web.Request) -> web.Response:
         real = await _resolve_request(request)
         entries = await asyncio.to_thread(listing, real, request.query["path"].rstrip("/"))
     except FilesError as exc:
-        return _error(exc)
+        return error_response(exc)
     except OSError as exc:
         return responses.text(500, f"Failed to browse: {exc.strerror or exc}")
-    return _json(request, entries)
+    return json_response(request, entries)
 
 
-def _parse_int(request: web.Request, name: str) -> int:
+def parse_int(request: web.Request, name: str) -> int:
+    """``offset``/``length``: -1 when absent; FilesError 400 when not a number >= -1."""
     raw = request.query.get(name)
     if raw is None:
         return -1
@@ -192,15 +194,15 @@ def read_file(real: str, offset: int, length: int) -> tuple[bytes, int]:
 
 async def read(request: web.Request) -> web.Response:
     try:
-        offset = _parse_int(request, "offset")
-        length = _parse_int(request, "length")
+        offset = parse_int(request, "offset")
+        length = parse_int(request, "length")
         real = await _resolve_request(request)
         data, offset = await asyncio.to_thread(read_file, real, offset, length)
     except FilesError as exc:
-        return _error(exc)
+        return error_response(exc)
     except OSError as exc:
         return responses.text(500, f"Failed to read file: {exc.strerror or exc}")
-    return _json(request, {"data": data.decode("utf-8", errors="replace"), "offset": offset})
+    return json_response(request, {"data": data.decode("utf-8", errors="replace"), "offset": offset})
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -209,7 +211,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         mode = (await asyncio.to_thread(os.stat, real)).st_mode
         _require_regular(mode, "download")
     except FilesError as exc:
-        return _error(exc)
+        return error_response(exc)
     except OSError as exc:
         return responses.text(500, f"Failed to download file: {exc.strerror or exc}")
     headers = {
@@ -226,4 +228,4 @@ async def debug(request: web.Request) -> web.Response:
     for executor in agent.core.executors():
         out[paths.virtual_sandbox_path(executor.framework_id, executor.id)] = executor.directory
         out[executor.directory] = executor.directory
-    return _json(request, out)
+    return json_response(request, out)

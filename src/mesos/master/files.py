@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 from typing import Any
 
 from aiohttp import web
 
-from mesos.agent.files import FilesError, file_info, read_file
-from mesos.http import responses
+from mesos.agent.files import (
+    FilesError,
+    error_response,
+    file_info,
+    json_response,
+    parse_int,
+    read_file,
+)
 from mesos.http.keys import MASTER
 
 LOG = "/master/log"
@@ -45,63 +50,39 @@ def _files(request: web.Request) -> dict[str, str]:
     return attached(master.flags.log_dir)
 
 
-def _json(request: web.Request, data: Any) -> web.Response:
-    callback = request.query.get("jsonp")
-    if callback:
-        return web.Response(text=f"{callback}({json.dumps(data)});",
-                            content_type="text/javascript")
-    return web.json_response(data)
-
-
-def _error(exc: FilesError) -> web.Response:
-    return responses.text(exc.status, str(exc))
-
-
-def _int(request: web.Request, name: str) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return -1
-    try:
-        value = int(raw)
-    except ValueError:
-        raise FilesError(400, f"Failed to parse {name}: '{raw}' is not a number.") from None
-    if value < -1:
-        raise FilesError(400, f"Negative {name} provided: {value}.")
-    return value
+def entries(files: dict[str, str], path: str) -> list[tuple[str, os.stat_result]]:
+    """What ``path`` names: a directory (``/`` or ``/master``) lists the attached
+    files, a file is itself; FilesError (400/404) otherwise."""
+    if not path:
+        raise FilesError(400, "Expecting 'path=value' in query.")
+    if path.rstrip("/") in ("", "/master"):
+        return [(v, os.stat(r)) for v, r in sorted(files.items()) if os.path.isfile(r)]
+    return [(path.rstrip("/"), os.stat(resolve(files, path)))]
 
 
 async def browse(request: web.Request) -> web.Response:
-    """A directory (``/`` or ``/master``) lists the attached files; a file, itself."""
-    path = request.query.get("path", "")
-    files = _files(request)
     try:
-        if path.rstrip("/") in ("", "/master"):
-            if not path:
-                raise FilesError(400, "Expecting 'path=value' in query.")
-            entries = [(v, os.stat(r)) for v, r in sorted(files.items()) if os.path.isfile(r)]
-        else:
-            real = resolve(files, path)
-            entries = [(path.rstrip("/"), os.stat(real))]
+        found = entries(_files(request), request.query.get("path", ""))
     except FilesError as exc:
-        return _error(exc)
-    return _json(request, [file_info(v, st) for v, st in entries])
+        return error_response(exc)
+    return json_response(request, [file_info(v, st) for v, st in found])
 
 
 async def read(request: web.Request) -> web.Response:
     try:
-        offset, length = _int(request, "offset"), _int(request, "length")
+        offset, length = parse_int(request, "offset"), parse_int(request, "length")
         real = resolve(_files(request), request.query.get("path", ""))
         data, offset = await asyncio.to_thread(read_file, real, offset, length)
     except FilesError as exc:
-        return _error(exc)
-    return _json(request, {"data": data.decode("utf-8", errors="replace"), "offset": offset})
+        return error_response(exc)
+    return json_response(request, {"data": data.decode("utf-8", errors="replace"), "offset": offset})
 
 
 async def download(request: web.Request) -> web.StreamResponse:
     try:
         real = resolve(_files(request), request.query.get("path", ""))
     except FilesError as exc:
-        return _error(exc)
+        return error_response(exc)
     return web.FileResponse(real, headers={
         "Content-Type": "application/octet-stream",
         "Content-Disposition": f"attachment; filename={os.path.basename(real)}"})
@@ -109,18 +90,8 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 def list_files(master: Any, path: str) -> list[dict[str, Any]]:
     """LIST_FILES' ``file_infos`` (v1 FileInfo: mtime in nanoseconds, numeric mode)."""
-    files = attached(master.flags.log_dir)
-    if path.rstrip("/") in ("", "/master"):
-        found = [(v, os.stat(r)) for v, r in sorted(files.items()) if os.path.isfile(r)]
-    else:
-        found = [(path.rstrip("/"), os.stat(resolve(files, path)))]
-    out = []
-    for virtual, st in found:
-        info = file_info(virtual, st)
-        info["mtime"] = {"nanoseconds": st.st_mtime_ns}
-        info["mode"] = st.st_mode
-        out.append(info)
-    return out
+    return [{**file_info(v, st), "mtime": {"nanoseconds": st.st_mtime_ns}, "mode": st.st_mode}
+            for v, st in entries(attached(master.flags.log_dir), path)]
 
 
 async def read_file_call(master: Any, path: str, offset: int, length: int) -> dict[str, Any]:
