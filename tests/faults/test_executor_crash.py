@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 
+from mesos.agent.containerizer.procfs import child_pids
+from mesos.agent.containerizer.procfs import session_pids as session_members
 from mesos.testing.cluster import Cluster, http_json, wait_for
 from mesos.testing.rawsched import RawScheduler
+from tests.faults.test_partition import forked_pid
 
 pytestmark = pytest.mark.slow
 
@@ -52,46 +55,6 @@ async def until_state(s: RawScheduler, state: str, timeout: float = 15) -> dict[
         status = await next_update(s, timeout)
         if status["state"] == state:
             return status
-
-
-def session_members(sid: int) -> list[int]:
-    """Live (non-zombie) processes whose session id is ``sid``."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        # fields[0] is the state, [1] ppid, [2] pgrp, [3] session
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            out.append(int(entry.name))
-    return out
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[1]) == pid:
-            out.append(int(entry.name))
-    return out
-
-
-def forked_pid(work_dir: Path, executor_id: str) -> int | None:
-    pattern = f"meta/slaves/*/frameworks/*/executors/{executor_id}/runs/*/pids/forked.pid"
-    for path in work_dir.glob(pattern):
-        text = path.read_text().split()
-        if text:
-            return int(text[0])
-    return None
 
 
 def kill_session(sid: int | None) -> None:
@@ -169,7 +132,7 @@ async def test_sigkilled_custom_executor_fails_its_task_and_reports_failure(
                                 10, "the custom executor to start")
             pid = int(pid_file.read_text())
             sid = pid
-            wait_for(lambda: children(pid), 10, "the executor's child")
+            wait_for(lambda: child_pids(pid), 10, "the executor's child")
 
             os.kill(pid, signal.SIGKILL)
 

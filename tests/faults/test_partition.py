@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mesos.agent.containerizer.procfs import session_pids as session_members
 from mesos.testing.cluster import Cluster, http_json, wait_for
 from mesos.testing.rawsched import RawScheduler
 
@@ -66,20 +67,6 @@ def forked_pid(work_dir: Path, executor_id: str) -> int | None:
         if text:
             return int(text[0])
     return None
-
-
-def session_members(sid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            out.append(int(entry.name))
-    return out
 
 
 def kill_sessions(sids: list[int]) -> None:

@@ -34,6 +34,7 @@ from mesos.agent.containerizer import (
 )
 from mesos.agent.containerizer.cgroups import CgroupLayout, detect_layout
 from mesos.agent.containerizer.isolators import CGROUP_ISOLATORS, parse_isolation
+from mesos.agent.containerizer.procfs import group_pids, session_pids
 from mesos.flags import format_duration
 from mesos.resources import Resources
 from mesos.v1 import mesos as v1
@@ -289,37 +290,6 @@ def kill_group(pgid: int) -> bool:
     except PermissionError:
         return False
     return True
-
-
-def _live_pids_where(field: int, value: int) -> list[int]:
-    """Live (non-zombie) processes whose /proc stat ``field`` equals ``value``.
-
-    Fields count from the one after the parenthesised command name: 0 state, 1 ppid,
-    2 process group, 3 session.
-    """
-    pids: list[int] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2 :].split()
-        if len(rest) > field and rest[0] != "Z" and int(rest[field]) == value:
-            pids.append(int(entry))
-    return pids
-
-
-def group_pids(pgid: int) -> list[int]:
-    """Live processes whose process group is ``pgid``."""
-    return _live_pids_where(2, pgid)
-
-
-def session_pids(sid: int) -> list[int]:
-    """Live processes in session ``sid`` (an executor's pid: it leads its session)."""
-    return _live_pids_where(3, sid)
 
 
 def kill_session(sid: int, rounds: int = 5) -> int:

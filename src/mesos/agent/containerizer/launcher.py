@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from mesos.agent.containerizer.cgroups import Cgroups, CgroupsError
 from mesos.agent.containerizer.isolator import LaunchInfo
-from mesos.agent.containerizer.procfs import descendants
+from mesos.agent.containerizer.procfs import descendants, session_pids
 
 __all__ = [
     "Credentials",
@@ -41,7 +41,6 @@ __all__ = [
     "LinuxLauncher",
     "PosixLauncher",
     "credentials",
-    "session_members",
 ]
 
 Stream = int | IO[Any] | None
@@ -224,17 +223,6 @@ def _setpriv(creds: Credentials) -> list[str]:
     return [setpriv, f"--reuid={creds.uid}", f"--regid={creds.gid}", *groups, "--"]
 
 
-def session_members(sid: int) -> set[int]:
-    """Live processes whose session id is ``sid``."""
-    out = set()
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if os.getsid(int(name)) == sid:
-                    out.add(int(name))
-    return out
-
-
 class PosixLauncher(Launcher):
     """One session per container; no cgroups (see the module docstring)."""
 
@@ -260,7 +248,7 @@ class PosixLauncher(Launcher):
             return set()
         tree = {st.pid for st in descendants(pid)}
         # Zombies are dead already; they wait only for their parent to reap them.
-        return {p for p in tree | session_members(pid) if not _is_zombie(p)}
+        return {p for p in tree | set(session_pids(pid)) if not _is_zombie(p)}
 
     async def kill(self, container_id: str, pid: int | None) -> None:
         if pid is None:

@@ -85,3 +85,39 @@ def tree_usage(root: int) -> dict[str, float]:
         "processes": float(len(tree)),
         "threads": float(sum(st.threads for st in tree)),
     }
+
+
+def _live_pids_where(field: int, value: int) -> list[int]:
+    """Live (non-zombie) processes whose /proc stat ``field`` equals ``value``.
+
+    Fields count from the one after the parenthesised command name: 0 state, 1 ppid,
+    2 process group, 3 session.
+    """
+    pids: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2 :].split()
+        if len(rest) > field and rest[0] != "Z" and int(rest[field]) == value:
+            pids.append(int(entry))
+    return pids
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid``."""
+    return _live_pids_where(2, pgid)
+
+
+def session_pids(sid: int) -> list[int]:
+    """Live processes in session ``sid`` (an executor's pid: it leads its session)."""
+    return _live_pids_where(3, sid)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid``."""
+    return _live_pids_where(1, pid)
