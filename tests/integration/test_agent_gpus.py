@@ -19,18 +19,10 @@ import pytest
 
 from mesos.testing.cluster import Cluster, wait_for
 from mesos.testing.rawsched import RawScheduler
+from tests.integration.test_containerizer_isolators import FAKE_NVIDIA_SMI
 
 pytestmark = pytest.mark.slow
 
-FAKE_NVIDIA_SMI = """#!/bin/sh
-# FAKE nvidia-smi (this host has no GPU): two GPUs, answers --query-gpu only.
-case "$*" in
-  *--query-gpu=*) ;;
-  *) echo "fake nvidia-smi: unexpected arguments: $*" >&2; exit 2 ;;
-esac
-echo "0, GPU-00000000-fake-0000-0000-000000000000, NVIDIA H100 80GB HBM3, 81559, 00000000:19:00.0"
-echo "1, GPU-11111111-fake-1111-1111-111111111111, NVIDIA H100 80GB HBM3, 81559, 00000000:3B:00.0"
-"""
 
 
 @pytest.fixture

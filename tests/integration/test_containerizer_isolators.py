@@ -40,6 +40,7 @@ from mesos.agent.containerizer.cgroups import Cgroups, CgroupsError
 from mesos.agent.containerizer.isolator import Isolator
 from mesos.agent.containerizer.isolators.gpu import NvidiaGpuIsolator
 from mesos.agent.containerizer.isolators.ports import NetworkPortsIsolator
+from tests.integration.test_containerizer_cgroups import alive, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -57,25 +58,6 @@ def _require_root_cgroups(*controllers: str) -> None:
         open_cgroups("mesos-probe", need=["freezer", *controllers])
     except CgroupsError as e:
         pytest.fail(f"containerizer isolator tests need cgroups: {e}")
-
-
-async def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def isolator(c: MesosContainerizer, cls: type[IsolatorT]) -> IsolatorT:
