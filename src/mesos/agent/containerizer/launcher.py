@@ -255,7 +255,8 @@ class PosixLauncher(Launcher):
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30.0
-        while members := self.pids(container_id, pid):
+        # Each pass scans /proc: run it on a worker thread, off the agent's loop.
+        while members := await asyncio.to_thread(self.pids, container_id, pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             for member in members:
