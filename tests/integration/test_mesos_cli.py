@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from mesos.testing.cluster import Cluster, free_port, wait_for
+from mesos.testing.cluster import Cluster, free_port, http_json, wait_for
 from mesos.v1 import recordio
 
 pytestmark = pytest.mark.slow
@@ -196,6 +196,77 @@ def test_task_exec(cluster: Cluster, sleeper: dict[str, Any]) -> None:
     assert result.stdout == "exec-ok\n"
     missing = mesos("task", "exec", "sleeper", "--", master=cluster.master_url)
     assert missing.returncode == 2 and "no command" in missing.stderr
+    # Without -i a command that reads stdin reads EOF at once, as it always did.
+    cat = mesos("task", "exec", "sleeper", "sh", "-c", "cat; echo cat-ended",
+                master=cluster.master_url)
+    assert cat.returncode == 0 and cat.stdout == "cat-ended\n", (cat.stdout, cat.stderr)
+
+
+def test_task_attach_follows_output_until_the_task_ends(cluster: Cluster) -> None:
+    """`mesos task attach` prints what the task writes from the attach on (through
+    ATTACH_CONTAINER_OUTPUT) and returns once the task has ended."""
+    run = Execute(cluster.master_url, "talker", (
+        "for i in $(seq 1 1200); do [ -e go ] && break; sleep 0.05; done; echo bye; exit 0"))
+    attach: subprocess.Popen[str] | None = None
+    try:
+        def sandbox() -> Path | None:
+            for index in range(len(cluster.agents)):
+                state = http_json(f"{cluster.agent_url(index)}/state")
+                for fw in state["frameworks"]:
+                    for ex in fw["executors"]:
+                        if any(t["id"] == "talker" and t["state"] == "TASK_RUNNING"
+                               for t in ex["tasks"]):
+                            return Path(ex["directory"])
+            return None
+
+        directory = wait_for(sandbox, 60, "task talker to run")
+        base = {k: v for k, v in os.environ.items() if k != "MESOS_MASTER"}
+        attach = subprocess.Popen(
+            [str(MESOS), "--master", cluster.master_url, "task", "attach", "talker"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=base)
+        assert attach.stdout is not None
+        seen: list[str] = []
+        reader = threading.Thread(target=lambda: seen.extend(attach.stdout or []), daemon=True)
+        reader.start()
+
+        def pinged() -> bool:  # written to the task's stdout until the attach shows it
+            with open(directory / "stdout", "a") as fh:
+                fh.write("ping\n")
+            return "ping\n" in seen
+
+        wait_for(pinged, 60, "the attached client to print what the task writes",
+                 interval=0.2)
+        (directory / "go").touch()
+        assert attach.wait(timeout=60) == 0, attach.stderr.read() if attach.stderr else ""
+        reader.join(10)
+        assert seen[-1] == "bye\n", seen
+    finally:
+        if attach is not None and attach.poll() is None:
+            attach.kill()
+            attach.wait()
+        run.stop()
+
+
+def test_task_exec_interactive(cluster: Cluster, sleeper: dict[str, Any]) -> None:
+    """-i pipes our stdin to the command through ATTACH_CONTAINER_INPUT; EOF ends it."""
+    assert MESOS.exists(), f"{MESOS} is not installed: run .venv/bin/pip install -e . --no-deps"
+    base = {k: v for k, v in os.environ.items() if k != "MESOS_MASTER"}
+    result = subprocess.run(
+        [str(MESOS), "--master", cluster.master_url, "task", "exec", "-i", "sleeper",
+         "sh", "-c", "read a; echo got:$a; cat; echo err >&2; exit 7"],
+        input="first\nsecond\nthird\n", capture_output=True, text=True, timeout=120,
+        env=base)
+    assert result.returncode == 7, (result.stdout, result.stderr)
+    assert result.stdout == "got:first\nsecond\nthird\n"
+    assert result.stderr == "err\n"
+    # Long input, more than a pipe holds, all of it through cat in order.
+    lines = "".join(f"line {i:06d}\n" for i in range(20000))
+    long = subprocess.run(
+        [str(MESOS), "--master", cluster.master_url, "task", "exec", "--interactive",
+         "sleeper", "cat"], input=lines, capture_output=True, text=True, timeout=120,
+        env=base)
+    assert long.returncode == 0, long.stderr
+    assert long.stdout == lines
 
 
 def test_quota_and_weights(cluster: Cluster) -> None:
@@ -324,10 +395,15 @@ class NestedContainerAgent:
     session calls, so ``task exec``'s side of that wire format is checked byte for byte
     apart from our own agent's. Runs its own loop in a thread; real sockets."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold_output_for_inputs: int = 0) -> None:
         self.port = free_port()
+        # The session's output waits for this many input streams (as cat would).
+        self.hold = hold_output_for_inputs
+        self.inputs_in = asyncio.Event()
         self.calls: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        # The ATTACH_CONTAINER_INPUT requests: their headers and decoded records.
+        self.inputs: list[tuple[dict[str, str], list[dict[str, Any]]]] = []
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.runner: web.AppRunner | None = None
@@ -349,6 +425,13 @@ class NestedContainerAgent:
         return web.json_response({"frameworks": [{"id": "fw", "executors": [executor]}]})
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
+        if request.content_type == "application/recordio":
+            decoder = recordio.Decoder()
+            sent = [json.loads(r) for r in decoder.feed(await request.read())]
+            self.inputs.append((dict(request.headers), sent))
+            if len(self.inputs) >= self.hold:
+                self.inputs_in.set()
+            return web.Response(status=200)
         call = await request.json()
         self.calls.append(call)
         self.headers.append(dict(request.headers))
@@ -357,6 +440,8 @@ class NestedContainerAgent:
                                       "wait_nested_container": {"exit_status": 3 << 8}})
         response = web.StreamResponse(headers={"Content-Type": "application/recordio"})
         await response.prepare(request)
+        if self.hold:
+            await asyncio.wait_for(self.inputs_in.wait(), 30)
         records = [{"type": "CONTROL", "control": {"type": "HEARTBEAT"}},
                    {"type": "DATA", "data": {"type": "STDOUT", "data": "exec-out\n"}},
                    {"type": "DATA", "data": {"type": "STDERR", "data": "exec-err\n"}}]
@@ -408,3 +493,34 @@ def test_task_exec_streams_a_nested_container_session() -> None:
     assert fake.headers[0]["Accept"] == "application/recordio"
     assert fake.headers[0]["Message-Accept"] == "application/json"
     assert wait["wait_nested_container"]["container_id"] == session["container_id"]
+    # Without --interactive the command's stdin is closed at once: CONTAINER_ID, then EOF.
+    [(headers, sent)] = fake.inputs
+    assert headers["Content-Type"] == "application/recordio"
+    assert headers["Message-Content-Type"] == "application/json"
+    assert [r["type"] for r in sent] == ["ATTACH_CONTAINER_INPUT"] * 2
+    assert sent[0]["attach_container_input"] == {
+        "type": "CONTAINER_ID", "container_id": session["container_id"]}
+    assert sent[1]["attach_container_input"] == {"type": "PROCESS_IO", "process_io": {
+        "type": "DATA", "data": {"type": "STDIN", "data": ""}}}
+
+
+def test_task_exec_interactive_sends_stdin_in_records() -> None:
+    """-i: a first stream of the CONTAINER_ID record alone (as the Mesos CLI checks it can
+    attach), then one with our stdin as STDIN records and an empty one for EOF."""
+    with NestedContainerAgent(hold_output_for_inputs=2) as fake:
+        assert MESOS.exists()
+        base = {k: v for k, v in os.environ.items() if k != "MESOS_MASTER"}
+        result = subprocess.run(
+            [str(MESOS), "--master", fake.address, "task", "exec", "-i", "t1", "cat"],
+            input="line one\nline two\n", capture_output=True, text=True, timeout=60,
+            env=base)
+    assert result.returncode == 3, result.stderr
+    (_, probe), (_, stream) = fake.inputs
+    container_id = fake.calls[0]["launch_nested_container_session"]["container_id"]
+    assert probe == [{"type": "ATTACH_CONTAINER_INPUT", "attach_container_input": {
+        "type": "CONTAINER_ID", "container_id": container_id}}]
+    assert stream[0] == probe[0]
+    data = [r["attach_container_input"]["process_io"]["data"] for r in stream[1:]]
+    assert all(d["type"] == "STDIN" for d in data)
+    assert b"".join(base64.b64decode(d["data"]) for d in data) == b"line one\nline two\n"
+    assert data[-1]["data"] == ""  # EOF last

@@ -4,31 +4,38 @@ What is answered: the informational calls (GET_HEALTH, GET_FLAGS, GET_VERSION,
 GET_METRICS, GET_LOGGING_LEVEL, SET_LOGGING_LEVEL), the sandbox files (LIST_FILES,
 READ_FILE, the same paths and checks as ``/files``), the state (GET_STATE,
 GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS, GET_AGENT, GET_CONTAINERS, and the empty
-GET_OPERATIONS and GET_RESOURCE_PROVIDERS), and the debugging calls on an executor's
-container: LAUNCH_NESTED_CONTAINER_SESSION, ATTACH_CONTAINER_OUTPUT,
-WAIT_NESTED_CONTAINER / WAIT_CONTAINER, KILL_NESTED_CONTAINER / KILL_CONTAINER and
-REMOVE_NESTED_CONTAINER / REMOVE_CONTAINER on those nested containers.
+GET_OPERATIONS and GET_RESOURCE_PROVIDERS), and the nested containers of an
+executor's container: LAUNCH_NESTED_CONTAINER_SESSION, LAUNCH_NESTED_CONTAINER and
+LAUNCH_CONTAINER (with a parent), ATTACH_CONTAINER_OUTPUT, ATTACH_CONTAINER_INPUT (a
+streaming request), WAIT_NESTED_CONTAINER / WAIT_CONTAINER, KILL_NESTED_CONTAINER /
+KILL_CONTAINER and REMOVE_NESTED_CONTAINER / REMOVE_CONTAINER.
 
 Status codes follow Mesos' agent: 405 for anything but POST, 400 without a
-Content-Type, 415 for a body that is not JSON (protobuf and streaming requests are
-refused with a message saying so), 406 when the Accept header allows neither JSON nor
-RecordIO, 400 for a body that does not parse or a call that does not validate (an
-unknown ``type`` included: Mesos drops an unknown enum name and then finds no type),
-503 while the agent is recovering, and 501 for a call Mesos has but this agent does not
-do yet, naming it.
+Content-Type, 415 for a body that is neither JSON nor RecordIO of JSON records
+(protobuf is refused with a message saying so), 406 when the Accept header allows
+neither JSON nor RecordIO, 400 for a body that does not parse or a call that does not
+validate (an unknown ``type`` included: Mesos drops an unknown enum name and then finds
+no type), 503 while the agent is recovering, and 501 for a call Mesos has but this
+agent does not do yet, naming it.
 
 A nested container here is a process started in its own session, in the parent
 executor's sandbox and with the executor's environment, tracked by this module (not
 by the core): the posix launcher has no namespaces to enter, so "inside the container"
 means the same sandbox, environment and user. Its session ends when the command exits,
 when the client goes away, when it is killed, or when its parent executor ends; the
-exit status is kept (the last ``MAX_ENDED`` of them) for WAIT_NESTED_CONTAINER.
+exit status is kept (the last ``MAX_ENDED`` of them) for WAIT_NESTED_CONTAINER. A
+session's stdin is a pipe that ATTACH_CONTAINER_INPUT writes to (an empty DATA record
+closes it), as Mesos' I/O switchboard does. LAUNCH_NESTED_CONTAINER starts the same kind
+of process without a session: no stdin, its output in ``stdout``/``stderr`` of its own
+sandbox (``containers/<id>`` in the parent's), and it lives until it exits, is killed,
+or its parent ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import collections
 import contextlib
 import dataclasses
@@ -39,16 +46,16 @@ import signal
 import stat
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from mesos import __version__
 from mesos.agent import api_operator, files, launcher, paths
 from mesos.agent.keys import AGENT
 from mesos.agent.state import Executor, Framework, v1_task
 from mesos.http import responses
-from mesos.v1 import codec
+from mesos.v1 import codec, recordio
 from mesos.v1 import mesos as v1
 
 if TYPE_CHECKING:
@@ -309,10 +316,26 @@ class Nested:
     message: str | None = None
     # ATTACH_CONTAINER_OUTPUT clients: each gets every ProcessIO record, then None.
     listeners: list[asyncio.Queue[bytes | None]] = dataclasses.field(default_factory=list)
+    # Launched by LAUNCH_NESTED_CONTAINER_SESSION: output streamed, stdin a pipe. False
+    # for LAUNCH_NESTED_CONTAINER / LAUNCH_CONTAINER (output in files, no stdin).
+    session: bool = True
+    # Where ATTACH_CONTAINER_INPUT writes; None once closed (EOF sent, or the end).
+    stdin: asyncio.StreamWriter | None = None
+    # An ATTACH_CONTAINER_INPUT stream is open: Mesos allows one at a time.
+    input_attached: bool = False
+    # Without a session: its own sandbox, where its stdout and stderr files are.
+    sandbox: str | None = None
 
     @property
     def name(self) -> str:
         return ".".join(self.key)
+
+    def close_stdin(self) -> None:
+        """Send EOF to the container's stdin (once; later calls do nothing)."""
+        if self.stdin is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self.stdin.close()
+            self.stdin = None
 
 
 class NestedContainers:
@@ -324,6 +347,15 @@ class NestedContainers:
         self.closing = asyncio.Event()
         self.live: dict[tuple[str, ...], Nested] = {}
         self.ended: collections.OrderedDict[tuple[str, ...], Nested] = collections.OrderedDict()
+        # The watchers of containers launched without a session (kept from being
+        # garbage-collected while they run).
+        self.watchers: set[asyncio.Task[None]] = set()
+        # Ids being launched right now: a second launch of one is ALREADY_LAUNCHED.
+        self.launching: set[tuple[str, ...]] = set()
+
+    def running(self, key: tuple[str, ...]) -> bool:
+        """Whether ``key`` runs or is being launched (a launch of it answers 202)."""
+        return key in self.live or key in self.launching
 
     def find(self, key: tuple[str, ...]) -> Nested | None:
         return self.live.get(key) or self.ended.get(key)
@@ -332,6 +364,7 @@ class NestedContainers:
         if self.live.get(nested.key) is nested:
             del self.live[nested.key]
         self.ended[nested.key] = nested
+        nested.close_stdin()
         while len(self.ended) > MAX_ENDED:
             self.ended.popitem(last=False)
         for queue in nested.listeners:
@@ -596,9 +629,43 @@ def _read(real: str, offset: int, length: int) -> tuple[int, bytes]:
 # ---------------------------------------------------------------------- handlers
 
 
+# The largest ATTACH_CONTAINER_INPUT record taken (the Mesos CLI sends 1 KiB ones).
+MAX_INPUT_RECORD = 16 * 1024 * 1024
+
+
+class RecordReader:
+    """The records of a streaming request's body (RecordIO), read as they arrive: an
+    ATTACH_CONTAINER_INPUT body lasts as long as the client types."""
+
+    def __init__(self, stream: StreamReader) -> None:
+        self._stream = stream
+        self._decoder = recordio.Decoder()
+        self._ready: collections.deque[bytes] = collections.deque()
+
+    async def next(self) -> bytes | None:
+        """The next record; None where the body ends. Broken framing is a 400."""
+        while not self._ready:
+            piece = await self._stream.readany()
+            if not piece:
+                if self._decoder.in_record:
+                    raise CallError(400, "Failed to decode the request body: it ends inside "
+                                         "a RecordIO record")
+                return None
+            try:
+                self._ready.extend(self._decoder.feed(piece))
+            except recordio.RecordIOError as exc:
+                raise CallError(400, f"Failed to decode the request body: {exc}") from None
+            if self._decoder.buffered > MAX_INPUT_RECORD:
+                raise CallError(413, f"A request record is larger than {MAX_INPUT_RECORD} bytes")
+        return self._ready.popleft()
+
+
 @dataclasses.dataclass(frozen=True)
 class Media:
     streaming: bool  # the answer may be RecordIO (Accept: application/recordio)
+    # A streaming request (Content-Type: application/recordio): its records after the
+    # first, which is the call itself.
+    records: RecordReader | None = None
 
 
 Handler = Callable[[web.Request, "Agent", dict[str, Any], Media], Awaitable[web.StreamResponse]]
@@ -735,13 +802,16 @@ def _command(sub: dict[str, Any], where: str) -> v1.CommandInfo:
     return command
 
 
-def _session_env(agent: Agent, executor: Executor, command: v1.CommandInfo) -> dict[str, str]:
-    """The executor's environment, plus the variables the command itself names."""
+def _session_env(agent: Agent, executor: Executor, command: v1.CommandInfo,
+                 sandbox: str | None = None) -> dict[str, str]:
+    """The executor's environment, plus the variables the command itself names;
+    ``MESOS_SANDBOX`` is ``sandbox`` when given (the executor's otherwise)."""
     framework = agent.core.frameworks.get(executor.framework_id)
     info = framework.info if framework is not None else v1.FrameworkInfo(
         user="", name="", id=v1.FrameworkID(value=executor.framework_id))
     env = launcher.executor_environment(agent.executor_env, executor.info, info,
-                                        executor.directory, executor.role, os.environ)
+                                        sandbox or executor.directory, executor.role,
+                                        os.environ)
     if command.environment is not None:
         for variable in command.environment.variables:
             if variable.type in (None, "VALUE") and variable.value is not None:
@@ -749,8 +819,10 @@ def _session_env(agent: Agent, executor: Executor, command: v1.CommandInfo) -> d
     return env
 
 
-async def _spawn(command: v1.CommandInfo, cwd: str,
-                 env: dict[str, str]) -> asyncio.subprocess.Process:
+async def _spawn(command: v1.CommandInfo, cwd: str, env: dict[str, str],
+                 stdin: int = asyncio.subprocess.PIPE, stdout: int = asyncio.subprocess.PIPE,
+                 stderr: int = asyncio.subprocess.PIPE) -> asyncio.subprocess.Process:
+    """Start ``command`` in a session of its own (pipes unless file descriptors are given)."""
     assert command.value is not None
     if command.shell:
         program, args, executable = "/bin/sh", ["-c", command.value], None
@@ -759,9 +831,8 @@ async def _spawn(command: v1.CommandInfo, cwd: str,
         program, args, executable = argv[0], argv[1:], command.value
     try:
         return await asyncio.create_subprocess_exec(
-            program, *args, executable=executable, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd,
-            env=env, start_new_session=True)
+            program, *args, executable=executable, stdin=stdin, stdout=stdout,
+            stderr=stderr, cwd=cwd, env=env, start_new_session=True)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise CallError(400, f"Failed to launch container: {reason}: '{command.value}'") from None
@@ -796,21 +867,133 @@ async def _launch_session(request: web.Request, agent: Agent, body: dict[str, An
     registry = request.app[NESTED]
     if registry.closing.is_set():
         raise CallError(503, "The agent is shutting down")
-    if key in registry.live:
+    if registry.running(key):
         return web.Response(status=202)  # Mesos: ALREADY_LAUNCHED
-    parent = ".".join(key[:-1])
-    executor = _live_executor(agent, key[0]) if len(key) == 2 else None
-    if executor is None:
-        raise CallError(400, f"Failed to launch container: Parent container {parent} does "
-                             "not exist" + ("" if len(key) == 2 else
-                                            " (only executor containers can be parents here)"))
-    process = await _spawn(command, executor.directory, _session_env(agent, executor, command))
-    nested = Nested(key, executor.framework_id, executor.id, process)
+    executor = _parent_executor(agent, key)
+    registry.launching.add(key)
+    try:
+        process = await _spawn(command, executor.directory,
+                               _session_env(agent, executor, command))
+    finally:
+        registry.launching.discard(key)
+    # Its stdin stays open until an ATTACH_CONTAINER_INPUT sends EOF (or it ends), as
+    # behind Mesos' I/O switchboard.
+    nested = Nested(key, executor.framework_id, executor.id, process, stdin=process.stdin)
     registry.ended.pop(key, None)
     registry.live[key] = nested
     log.info("Launched nested container %s (session %d) in the sandbox of executor '%s' of "
              "framework %s", nested.name, process.pid, executor.id, executor.framework_id)
     return await _run_session(request, agent, registry, nested, executor, media)
+
+
+def _parent_executor(agent: Agent, key: tuple[str, ...]) -> Executor:
+    """The running executor whose container is ``key``'s parent; 400 as Mesos when
+    there is none (here only executor containers can be parents)."""
+    executor = _live_executor(agent, key[0]) if len(key) == 2 else None
+    if executor is None:
+        raise CallError(400, f"Failed to launch container: Parent container "
+                             f"{'.'.join(key[:-1])} does not exist" + (
+                                 "" if len(key) == 2 else
+                                 " (only executor containers can be parents here)"))
+    return executor
+
+
+# Why LAUNCH_CONTAINER without a parent is refused (a 501 naming it).
+STANDALONE_REFUSAL = (
+    "Standalone containers (LAUNCH_CONTAINER without 'container_id.parent') are not "
+    "supported by this agent: its containers without an executor are nested ones, which "
+    "take their sandbox, environment, user and lifetime from the parent executor; a "
+    "standalone one would need its own sandbox, resource accounting, checkpointing and "
+    "recovery, which this agent does not have. Launch it under an executor's container "
+    "(set 'container_id.parent')")
+
+
+def _nested_sandbox(parent: str, child: str) -> tuple[str, int, int]:
+    """Create the sandbox of a container launched without a session (Mesos' place:
+    ``containers/<id>`` in the parent's) and open its stdout and stderr for appending
+    (blocking). The caller closes both descriptors."""
+    directory = os.path.join(parent, "containers", child)
+    os.makedirs(directory, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    out = os.open(os.path.join(directory, "stdout"), flags, 0o644)
+    try:
+        err = os.open(os.path.join(directory, "stderr"), flags, 0o644)
+    except OSError:
+        os.close(out)
+        raise
+    return directory, out, err
+
+
+async def _launch_nested(request: web.Request, agent: Agent, body: dict[str, Any],
+                         media: Media) -> web.StreamResponse:
+    """LAUNCH_NESTED_CONTAINER, and LAUNCH_CONTAINER with a parent: start the command
+    and answer once it runs (200; 202 for an id that runs already, as Mesos'
+    ALREADY_LAUNCHED). A watcher takes it to its end for WAIT_NESTED_CONTAINER."""
+    call = str(body["type"])
+    name = call.lower()
+    key = _container_id(_sub(body, name).get("container_id"), f"{name}.container_id")
+    if len(key) < 2:
+        if call == "LAUNCH_CONTAINER":
+            raise CallError(501, STANDALONE_REFUSAL)
+        raise _invalid(f"Expecting '{name}.container_id.parent' to be present")
+    command = _command(body[name], name)
+    registry = request.app[NESTED]
+    if registry.closing.is_set():
+        raise CallError(503, "The agent is shutting down")
+    if registry.running(key):
+        return web.Response(status=202)  # Mesos: ALREADY_LAUNCHED
+    executor = _parent_executor(agent, key)
+    registry.launching.add(key)
+    try:
+        try:
+            sandbox, out, err = await asyncio.to_thread(
+                _nested_sandbox, executor.directory, key[-1])
+        except OSError as exc:
+            raise CallError(500, f"Failed to launch container: cannot prepare its sandbox: "
+                                 f"{exc.strerror or exc}") from None
+        try:
+            process = await _spawn(command, sandbox,
+                                   _session_env(agent, executor, command, sandbox),
+                                   stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err)
+        finally:
+            os.close(out)
+            os.close(err)
+    finally:
+        registry.launching.discard(key)
+    nested = Nested(key, executor.framework_id, executor.id, process, session=False,
+                    sandbox=sandbox)
+    registry.ended.pop(key, None)
+    registry.live[key] = nested
+    log.info("Launched nested container %s (pid %d, sandbox %s) under executor '%s' of "
+             "framework %s", nested.name, process.pid, sandbox, executor.id,
+             executor.framework_id)
+    watcher = asyncio.create_task(_watch(agent, registry, nested, executor))
+    registry.watchers.add(watcher)
+    watcher.add_done_callback(registry.watchers.discard)
+    return web.Response(status=200)
+
+
+async def _watch(agent: Agent, registry: NestedContainers, nested: Nested,
+                 executor: Executor) -> None:
+    """Follow a container launched without a session to its end: it is killed when its
+    parent ends, and what it left in its session goes with it; then its exit status is
+    kept for WAIT_NESTED_CONTAINER."""
+    process = nested.process
+    exited = asyncio.ensure_future(_exited(process))
+    try:
+        while not exited.done():
+            await asyncio.wait({exited}, timeout=PARENT_POLL)
+            if not exited.done():
+                await _end_if_orphaned(agent, nested, executor)
+        await asyncio.to_thread(launcher.kill_session_remains, process.pid)
+        nested.exit_status = launcher.wait_status(exited.result())
+    finally:
+        if not exited.done():  # cancelled: the agent is stopping, nothing outlives it
+            exited.cancel()
+            launcher.kill_session(process.pid)
+        registry.finish(nested)
+        log.info("Nested container %s ended with wait status %s", nested.name,
+                 nested.exit_status)
 
 
 async def _exited(process: asyncio.subprocess.Process) -> int:
@@ -839,6 +1022,16 @@ async def _exited(process: asyncio.subprocess.Process) -> int:
     while process.returncode is None:
         await asyncio.sleep(delay)
     return process.returncode
+
+
+async def _end_if_orphaned(agent: Agent, nested: Nested, executor: Executor) -> None:
+    """Kill ``nested`` if its parent executor has ended (Mesos destroys the children
+    of a destroyed container)."""
+    if _live_executor(agent, executor.container_id) is not executor \
+            and nested.process.returncode is None and nested.message is None:
+        nested.message = "Parent container terminated"
+        log.info("Destroying nested container %s: its parent ended", nested.name)
+        await asyncio.to_thread(launcher.kill_session, nested.process.pid)
 
 
 async def _run_session(request: web.Request, agent: Agent, registry: NestedContainers,
@@ -878,11 +1071,7 @@ async def _run_session(request: web.Request, agent: Agent, registry: NestedConta
                     break
             if now >= next_check:
                 next_check = now + PARENT_POLL
-                if _live_executor(agent, executor.container_id) is not executor \
-                        and process.returncode is None and nested.message is None:
-                    nested.message = "Parent container terminated"
-                    log.info("Destroying nested container %s: its parent ended", nested.name)
-                    await asyncio.to_thread(launcher.kill_session, process.pid)
+                await _end_if_orphaned(agent, nested, executor)
             if now >= next_beat:
                 await response.write(_heartbeat(interval))
                 next_beat = now + interval
@@ -973,12 +1162,18 @@ async def _attach_output(request: web.Request, agent: Agent, body: dict[str, Any
                         "attach_container_output.container_id")
     registry = request.app[NESTED]
     nested = registry.live.get(key)
+    if nested is not None and nested.sandbox is not None:  # launched without a session
+        found = nested
+        return await _attach_files(request, registry, nested.sandbox,
+                                   lambda: registry.live.get(key) is found, media)
     if nested is not None:
         return await _attach_nested(request, nested, media)
     executor = _live_executor(agent, key[0]) if len(key) == 1 else None
     if executor is None:
         raise CallError(404, f"Container {'.'.join(key)} cannot be found")
-    return await _attach_executor(request, agent, registry, executor, media)
+    return await _attach_files(
+        request, registry, executor.directory,
+        lambda: _live_executor(agent, executor.container_id) is executor, media)
 
 
 async def _attach_nested(request: web.Request, nested: Nested,
@@ -995,6 +1190,146 @@ async def _attach_nested(request: web.Request, nested: Nested,
         nested.listeners.remove(queue)
 
 
+_T = TypeVar("_T")
+
+
+async def _before_end(work: Awaitable[_T], nested: Nested) -> tuple[bool, _T | None]:
+    """``(True, result)`` of ``work``, or ``(False, None)`` once ``nested`` has ended
+    first (``work`` is then cancelled)."""
+    task = asyncio.ensure_future(work)
+    ended = asyncio.ensure_future(nested.done.wait())
+    try:
+        await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ended.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        return False, None
+    return True, task.result()
+
+
+def _stdin_data(call: dict[str, Any]) -> bytes | None:
+    """What one record after the first of an ATTACH_CONTAINER_INPUT stream gives stdin:
+    bytes (empty: EOF), or None for a CONTROL HEARTBEAT. Checked as Mesos' I/O
+    switchboard checks it, with its messages."""
+    if call.get("type") != "ATTACH_CONTAINER_INPUT":
+        raise _invalid(f"Expecting every record of the stream to be an ATTACH_CONTAINER_INPUT "
+                       f"call, not {call.get('type')!r}")
+    sub = _sub(call, "attach_container_input")
+    if sub.get("type") != "PROCESS_IO":
+        raise CallError(400, "Expecting 'attach_container_input.type' to be 'PROCESS_IO' "
+                             f"instead of: '{sub.get('type')}'")
+    io = sub.get("process_io")
+    if not isinstance(io, dict):
+        raise CallError(400, "Expecting 'attach_container_input.process_io' to be present")
+    kind = io.get("type")
+    if kind is None:
+        raise CallError(400, "Expecting 'process_io.type' to be present")
+    if kind == "CONTROL":
+        control = io.get("control")
+        if not isinstance(control, dict):
+            raise CallError(400, "Expecting 'process_io.control' to be present")
+        if control.get("type") is None:
+            raise CallError(400, "Expecting 'process_io.control.type' to be present")
+        if control["type"] == "HEARTBEAT":
+            if not isinstance(control.get("heartbeat"), dict):
+                raise CallError(400, "Expecting 'process_io.control.heartbeat' to be present")
+            return None
+        if control["type"] == "TTY_INFO":
+            raise CallError(400, "Unable to set the window size: the container has no tty "
+                                 "(its stdin is a pipe)")
+        raise CallError(400, "'process_io.control.type' is unknown")
+    if kind != "DATA":
+        raise CallError(400, "'process_io.type' is unknown")
+    data = io.get("data")
+    if not isinstance(data, dict):
+        raise CallError(400, "Expecting 'process_io.data' to be present")
+    if data.get("type") is None:
+        raise CallError(400, "Expecting 'process_io.data.type' to be present")
+    if data["type"] != "STDIN":
+        raise CallError(400, "Expecting 'process_io.data.type' to be 'STDIN'")
+    if data.get("data") is None:
+        raise CallError(400, "Expecting 'process_io.data.data' to be present")
+    if not isinstance(data["data"], str):
+        raise _malformed("'process_io.data.data' must be a base64 string")
+    try:
+        return base64.b64decode(data["data"], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _malformed(f"'process_io.data.data' is not base64: {exc}") from None
+
+
+def _no_stdin(name: str) -> CallError:
+    return CallError(400, f"Container {name} takes no input: only nested containers "
+                          "launched with LAUNCH_NESTED_CONTAINER_SESSION have a stdin to "
+                          "attach to here")
+
+
+async def _attach_input(request: web.Request, agent: Agent, body: dict[str, Any],
+                        media: Media) -> web.StreamResponse:
+    """ATTACH_CONTAINER_INPUT: the first record names the container (CONTAINER_ID);
+    the DATA records that follow are written to its stdin, an empty one closes it
+    (EOF), HEARTBEATs are ignored. One stream at a time per container (409 as Mesos).
+    The answer is 200, empty, once the stream ends or the container has ended; a
+    stream that ends without an empty DATA record leaves stdin open for the next one
+    (the Mesos CLI first opens and closes one to check it can attach)."""
+    assert media.records is not None
+    sub = _sub(body, "attach_container_input")
+    if sub.get("type") != "CONTAINER_ID":
+        raise _invalid("Expecting 'attach_container_input.type' to be 'CONTAINER_ID' in the "
+                       f"first record of the stream, not '{sub.get('type')}'")
+    key = _container_id(sub.get("container_id"), "attach_container_input.container_id")
+    name = ".".join(key)
+    nested = request.app[NESTED].live.get(key)
+    if nested is None:
+        if len(key) == 1 and _live_executor(agent, key[0]) is not None:
+            raise _no_stdin(name)
+        raise CallError(404, f"Container {name} cannot be found")
+    if not nested.session:
+        raise _no_stdin(name)
+    if nested.input_attached:
+        raise CallError(409, "Multiple input connections are not allowed")
+    nested.input_attached = True
+    try:
+        while True:
+            got, raw = await _before_end(media.records.next(), nested)
+            if not got or raw is None:  # the container ended, or the stream did
+                break
+            try:
+                record = json.loads(raw)
+            except ValueError as exc:
+                raise CallError(400, f"Failed to parse a record into JSON: {exc}") from None
+            if not isinstance(record, dict):
+                raise _malformed("Expecting a JSON object")
+            data = _stdin_data(record)
+            if data is None:
+                continue
+            if nested.done.is_set():  # it ended as this record came: nowhere to go
+                break
+            if not data:
+                log.debug("EOF to the stdin of nested container %s", name)
+                nested.close_stdin()
+                continue
+            if nested.stdin is None:
+                raise CallError(400, f"Failed writing to stdin: the stdin of container {name} "
+                                     "was closed (an empty DATA record was sent)")
+            writer = nested.stdin
+            try:
+                writer.write(data)
+                got, _ = await _before_end(writer.drain(), nested)
+            except OSError as exc:  # it closed its stdin, or is exiting
+                if nested.process.returncode is not None or nested.done.is_set():
+                    break
+                raise CallError(500, f"Failed writing to stdin: {exc}") from None
+            if not got:
+                break
+    finally:
+        nested.input_attached = False
+    return web.Response(status=200)
+
+
 def _tail(path: str, offset: int) -> tuple[bytes, int]:
     """What was appended to ``path`` since ``offset`` (at most 64 KiB; blocking)."""
     try:
@@ -1009,12 +1344,12 @@ def _tail(path: str, offset: int) -> tuple[bytes, int]:
     return data, offset + len(data)
 
 
-async def _attach_executor(request: web.Request, agent: Agent, registry: NestedContainers,
-                           executor: Executor, media: Media) -> web.StreamResponse:
-    """The executor's output from now on: what is appended to its sandbox's stdout and
-    stderr, until it ends (its output goes to those files, not through the agent)."""
-    sources = {kind: os.path.join(executor.directory, kind.lower())
-               for kind in ("STDOUT", "STDERR")}
+async def _attach_files(request: web.Request, registry: NestedContainers, sandbox: str,
+                        alive: Callable[[], bool], media: Media) -> web.StreamResponse:
+    """A container's output from now on: what is appended to its sandbox's stdout and
+    stderr, while ``alive()`` (an executor's, or a nested container's launched without
+    a session, goes to those files, not through the agent)."""
+    sources = {kind: os.path.join(sandbox, kind.lower()) for kind in ("STDOUT", "STDERR")}
     offsets = {}
     for kind, path in sources.items():
         try:
@@ -1025,14 +1360,14 @@ async def _attach_executor(request: web.Request, agent: Agent, registry: NestedC
     loop = asyncio.get_running_loop()
     next_beat = loop.time() + HEARTBEAT_INTERVAL
     while True:
-        alive = _live_executor(agent, executor.container_id) is executor
+        running = alive()
         wrote = False
         for kind, path in sources.items():
             data, offsets[kind] = await asyncio.to_thread(_tail, path, offsets[kind])
             if data:
                 await response.write(_process_io(kind, data))
                 wrote = True
-        if not alive or registry.closing.is_set():
+        if not running or registry.closing.is_set():
             break
         if not wrote:
             if loop.time() >= next_beat:
@@ -1061,7 +1396,10 @@ _HANDLERS: dict[str, Handler] = {
     "GET_OPERATIONS": _empty,
     "GET_RESOURCE_PROVIDERS": _empty,
     "LAUNCH_NESTED_CONTAINER_SESSION": _launch_session,
+    "LAUNCH_NESTED_CONTAINER": _launch_nested,
+    "LAUNCH_CONTAINER": _launch_nested,
     "ATTACH_CONTAINER_OUTPUT": _attach_output,
+    "ATTACH_CONTAINER_INPUT": _attach_input,
     "WAIT_NESTED_CONTAINER": _wait,
     "WAIT_CONTAINER": _wait,
     "KILL_NESTED_CONTAINER": _kill,
@@ -1082,12 +1420,20 @@ def _media(request: web.Request) -> Media | web.Response:
     if media_type == PROTOBUF:
         return responses.text(415, "Protobuf requests are not supported by this agent; send "
                                    f"the call as {JSON}")
-    if media_type == RECORDIO:
-        return responses.text(415, "Streaming requests (ATTACH_CONTAINER_INPUT) are not "
-                                   f"supported by this agent; send calls as {JSON}")
-    if media_type != JSON:
-        return responses.text(415, f"Expecting 'Content-Type' of {JSON}")
-    if "Message-Content-Type" in request.headers:
+    message_type = request.headers.get("Message-Content-Type")
+    if media_type == RECORDIO:  # a streaming request: ATTACH_CONTAINER_INPUT
+        if message_type is None:
+            return responses.bad_request("Expecting 'Message-Content-Type' to be set for "
+                                         "streaming requests")
+        message_media = message_type.split(";")[0].strip().lower()
+        if message_media == PROTOBUF:
+            return responses.text(415, "Protobuf records are not supported by this agent; "
+                                       f"send them as {JSON} (Message-Content-Type)")
+        if message_media != JSON:
+            return responses.text(415, f"Expecting 'Message-Content-Type' of {JSON}")
+    elif media_type != JSON:
+        return responses.text(415, f"Expecting 'Content-Type' of {JSON} or {RECORDIO}")
+    elif message_type is not None:
         return responses.text(415, "Expecting 'Message-Content-Type' to be not set for "
                                    "non-streaming requests")
     accept = request.headers.get("Accept")
@@ -1107,7 +1453,8 @@ def _media(request: web.Request) -> Media | web.Response:
     elif message_accept is not None:
         return responses.text(406, "Expecting 'Message-Accept' to be not set for "
                                    "non-streaming responses")
-    return Media(streaming=streaming)
+    return Media(streaming=streaming,
+                 records=RecordReader(request.content) if media_type == RECORDIO else None)
 
 
 async def operator_api(request: web.Request) -> web.StreamResponse:
@@ -1117,8 +1464,17 @@ async def operator_api(request: web.Request) -> web.StreamResponse:
     agent = request.app[AGENT]
     if agent.recovering:
         return responses.text(503, "Agent has not finished recovery")
+    if media.records is not None:  # the first record is the call
+        try:
+            raw = await media.records.next()
+        except CallError as exc:
+            return responses.text(exc.status, str(exc))
+        if raw is None:
+            return responses.bad_request("Received EOF while reading request body")
+    else:
+        raw = await request.read()
     try:
-        body = json.loads(await request.read())
+        body = json.loads(raw)
     except ValueError as exc:
         return responses.bad_request(f"Failed to parse body into JSON: {exc}")
     if not isinstance(body, dict):
@@ -1129,6 +1485,11 @@ async def operator_api(request: web.Request) -> web.StreamResponse:
         suffix = f" ('{call}' is not a call type)" if call is not None else ""
         return responses.bad_request(f"Failed to validate agent::Call: Expecting 'type' to be "
                                      f"present{suffix}")
+    if media.records is not None and call != "ATTACH_CONTAINER_INPUT":
+        return responses.text(415, f"Streaming request is not supported for {call} call")
+    if media.records is None and call == "ATTACH_CONTAINER_INPUT":
+        return responses.text(415, f"Expecting 'Content-Type' of {RECORDIO} for {call} call: "
+                                   "its body is a stream of records")
     if media.streaming and call not in STREAMING:
         return responses.text(406, f"Streaming response is not supported for {call} call")
     handler = _HANDLERS.get(call)

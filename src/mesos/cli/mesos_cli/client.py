@@ -12,7 +12,7 @@ import http.client
 import json
 import socket
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 __all__ = ["AgentClient", "CliError", "HttpResponse", "MasterClient", "address_of_pid"]
@@ -145,6 +145,29 @@ class _Endpoint:
                 conn.close()
 
         return head, chunks()
+
+    def send_stream(self, path: str, chunks: Iterable[bytes],
+                    headers: dict[str, str]) -> HttpResponse:
+        """POST a body that is sent as it is produced (chunked), then read the answer.
+
+        For a streaming request such as ATTACH_CONTAINER_INPUT: ``chunks`` may block
+        (on our stdin) for as long as it likes, so no timeout applies once connected.
+        Not redirected: agents do not redirect.
+        """
+        conn = self._connect(self.address)
+        try:
+            conn.connect()
+            if conn.sock is not None:
+                conn.sock.settimeout(None)
+            conn.request("POST", path, body=chunks, headers=headers, encode_chunked=True)
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise CliError(self._unreachable(self.address, exc)) from None
+        finally:
+            conn.close()
+        return HttpResponse(response.status, response.reason, data,
+                            response.getheader("Content-Type") or "")
 
     def get_json(self, path: str, query: dict[str, str] | None = None) -> Any:
         if query:

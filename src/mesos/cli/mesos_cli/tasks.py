@@ -6,13 +6,15 @@ import base64
 import json
 import os
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import click
 
-from mesos.cli.mesos_cli.client import CliError, call_error
+from mesos.cli.mesos_cli.client import AgentClient, CliError, HttpResponse, call_error
 from mesos.cli.mesos_cli.context import Ctx, fmt_number, json_option, pass_ctx
 from mesos.cli.mesos_cli.sandbox import (
     FileReader,
@@ -114,16 +116,20 @@ def _exit_code(wait: Any) -> int:
 
 @task.command("exec", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
+@click.option("--interactive", "-i", is_flag=True,
+              help="Forward this command's stdin to COMMAND's (until EOF).")
 @click.argument("task_id")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--framework", "framework_id", metavar="ID",
               help="The task's framework, when its id is used by several.")
 @pass_ctx
-def exec_cmd(ctx: Ctx, task_id: str, command: tuple[str, ...], framework_id: str | None) -> None:
+def exec_cmd(ctx: Ctx, task_id: str, command: tuple[str, ...], framework_id: str | None,
+             interactive: bool) -> None:
     """Run COMMAND inside the task's container and stream its output.
 
     Uses the agent's LAUNCH_NESTED_CONTAINER_SESSION call; exits with the command's
-    exit code.
+    exit code. COMMAND's stdin is empty, unless --interactive (-i, before TASK) sends
+    ours through ATTACH_CONTAINER_INPUT while its output streams.
     """
     if command and command[0] == "--":  # `mesos task exec TASK -- CMD ...`
         command = command[1:]
@@ -147,6 +153,12 @@ def exec_cmd(ctx: Ctx, task_id: str, command: tuple[str, ...], framework_id: str
          "Message-Accept": "application/json"})
     if not 200 <= head.status < 300:
         raise CliError(call_error("agent", sandbox.agent.address, name, head))
+    # The session runs (its stream is up): now its stdin can be attached.
+    feeder = StdinFeeder(sandbox.agent, container_id)
+    if interactive:
+        feeder.start()
+    else:
+        feeder.close_input()  # the command reads EOF, as it always did
     decoder = recordio.Decoder()
     try:
         for piece in body:
@@ -154,9 +166,116 @@ def exec_cmd(ctx: Ctx, task_id: str, command: tuple[str, ...], framework_id: str
                 _relay(json.loads(record))
     except (recordio.RecordIOError, ValueError) as exc:
         raise CliError(f"the agent's output stream is malformed: {exc}") from None
+    feeder.report()
     wait = sandbox.agent.call({"type": "WAIT_NESTED_CONTAINER",
                                "wait_nested_container": {"container_id": container_id}})
     click.get_current_context().exit(_exit_code(wait))
+
+
+INPUT_CHUNK = 65536  # bytes of our stdin per ATTACH_CONTAINER_INPUT record
+INPUT_HEADERS = {"Content-Type": "application/recordio",
+                 "Message-Content-Type": "application/json", "Accept": "application/json"}
+
+
+def _input_record(container_id: dict[str, Any] | None, data: bytes | None = None) -> bytes:
+    """One framed ATTACH_CONTAINER_INPUT record: the CONTAINER_ID one, or STDIN data
+    (empty data is EOF)."""
+    if container_id is not None:
+        sub: dict[str, Any] = {"type": "CONTAINER_ID", "container_id": container_id}
+    else:
+        sub = {"type": "PROCESS_IO", "process_io": {"type": "DATA", "data": {
+            "type": "STDIN", "data": base64.b64encode(data or b"").decode("ascii")}}}
+    call = {"type": "ATTACH_CONTAINER_INPUT", "attach_container_input": sub}
+    return recordio.encode(json.dumps(call, separators=(",", ":")).encode())
+
+
+class StdinFeeder:
+    """Our stdin to a session's, through ATTACH_CONTAINER_INPUT, on a thread of its own
+    while the main thread relays the output. A failure is kept for :meth:`report`."""
+
+    def __init__(self, agent: AgentClient, container_id: dict[str, Any]) -> None:
+        self.agent = agent
+        self.container_id = container_id
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="stdin", daemon=True)
+
+    def _send(self, chunks: Iterable[bytes]) -> HttpResponse:
+        return self.agent.send_stream("/api/v1", chunks, INPUT_HEADERS)
+
+    def close_input(self) -> None:
+        """Send EOF at once (no input). A container already gone (404) needs none."""
+        try:
+            answer = self._send([_input_record(self.container_id), _input_record(None, b"")])
+        except CliError as exc:
+            self.error = str(exc)
+            return
+        if answer.status not in (200, 404):
+            self.error = call_error("agent", self.agent.address, "ATTACH_CONTAINER_INPUT", answer)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            # First a stream of the CONTAINER_ID record alone, as the Mesos CLI does: a
+            # refusal comes back now, not once our stdin ends. Stdin stays open after it.
+            probe = self._send([_input_record(self.container_id)])
+            answer = self._send(self._records()) if probe.status == 200 else probe
+        except CliError as exc:
+            self.error = str(exc)
+            return
+        if answer.status not in (200, 404):  # 404: the command ended first
+            self.error = call_error("agent", self.agent.address, "ATTACH_CONTAINER_INPUT", answer)
+
+    def _records(self) -> Iterator[bytes]:
+        yield _input_record(self.container_id)
+        fd = sys.stdin.fileno()
+        while data := os.read(fd, INPUT_CHUNK):
+            yield _input_record(None, data)
+        yield _input_record(None, b"")  # EOF
+
+    def report(self) -> None:
+        """Say on stderr why input did not get through, if it did not."""
+        if self.error is not None:
+            sys.stderr.write(f"mesos: warning: the command's stdin: {self.error}\n")
+            sys.stderr.flush()
+
+
+@task.command("attach")
+@click.argument("task_id")
+@click.option("--framework", "framework_id", metavar="ID",
+              help="The task's framework, when its id is used by several.")
+@pass_ctx
+def attach(ctx: Ctx, task_id: str, framework_id: str | None) -> None:
+    """Print the task's output from now on, until it ends (or Ctrl-C).
+
+    Uses the agent's ATTACH_CONTAINER_OUTPUT call on the task's container: stdout and
+    stderr go to ours. `mesos task logs` prints what was written before.
+    """
+    found = find_task(ctx, task_id, framework_id)
+    if is_terminal(found):
+        raise CliError(f"task {task_id} is {found.get('state')}; attach needs a running task")
+    sandbox = locate_sandbox(ctx, found)
+    container = sandbox.executor.get("container")
+    if not container:
+        raise CliError(f"the agent at {sandbox.agent.address} reports no container for task {task_id}")
+    name = "ATTACH_CONTAINER_OUTPUT"
+    call = {"type": name, "attach_container_output": {"container_id": {"value": container}}}
+    head, body = sandbox.agent.stream(
+        "POST", "/api/v1", json.dumps(call).encode(),
+        {"Content-Type": "application/json", "Accept": "application/recordio",
+         "Message-Accept": "application/json"})
+    if not 200 <= head.status < 300:
+        raise CliError(call_error("agent", sandbox.agent.address, name, head))
+    decoder = recordio.Decoder()
+    try:
+        for piece in body:
+            for record in decoder.feed(piece):
+                _relay(json.loads(record))
+    except (recordio.RecordIOError, ValueError) as exc:
+        raise CliError(f"the agent's output stream is malformed: {exc}") from None
+    except KeyboardInterrupt:
+        click.get_current_context().exit(130)
 
 
 def _relay(message: dict[str, Any]) -> None:
