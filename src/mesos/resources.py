@@ -18,6 +18,7 @@ pre-refinement form (``role`` + ``reservation``) and the endpoint form (both).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -53,6 +54,7 @@ from mesos.values import (
     ranges_size,
     ranges_union,
     reservation_from_json,
+    scalar_from_float,
     sub_values,
     validate_role,
 )
@@ -65,7 +67,9 @@ __all__ = [
     "Volume",
     "apply_checkpointed",
     "detect_resources",
+    "grow_volume",
     "merge_with_detected",
+    "shrink_volume",
     "validate_role",
     "validate_volumes",
 ]
@@ -637,6 +641,73 @@ def validate_volumes(volumes: Resources, where: str) -> None:
             raise ResourcesError(
                 f"Invalid '{where}': volume '{pid}' mode must be RW or RO, not '{volume.mode}'"
             )
+
+
+def _resizable(volume: Resources, where: str, verb: str) -> tuple[Key, int]:
+    """The one entry of a volume that GROW_VOLUME/SHRINK_VOLUME may resize, and its
+    size in thousandths. As in Mesos, shared volumes (tasks may hold copies of the
+    old size), MOUNT disks (their size is the device's) and resource-provider disks
+    cannot be resized."""
+    validate_volumes(volume, where)
+    if len(volume._m) != 1:
+        raise ResourcesError(f"Invalid '{where}': expecting exactly one persistent volume")
+    key, value = next(iter(volume._m.items()))
+    if key[SHARED]:
+        raise ResourcesError(f"Invalid '{where}': {verb} a shared persistent volume is not "
+                             "supported")
+    if key[PROVIDER] is not None:
+        raise ResourcesError(f"Invalid '{where}': {verb} a volume from a resource provider "
+                             "is not supported")
+    assert key[DISK] is not None
+    source = json.loads(key[DISK]).get("source")
+    if isinstance(source, dict) and source.get("type") == "MOUNT":
+        raise ResourcesError(f"Invalid '{where}': {verb} a volume on a MOUNT disk is not "
+                             "supported")
+    return key, value
+
+
+def _plain_disk_key(key: Key) -> Key:
+    """The key of the disk a volume sits on (what ``without_volumes`` gives)."""
+    return (*key[:DISK], _strip_disk(key[DISK]), key[REV], False, key[PROVIDER])
+
+
+def grow_volume(volume: Resources, addition: Resources,
+                where: str) -> tuple[Resources, Resources]:
+    """GROW_VOLUME as a conversion ``(old, new)``: the volume and ``addition`` (disk
+    with the volume's reservations and disk source, no persistence) become the same
+    volume (same persistence id, so the same directory and data), larger. Raises
+    ResourcesError naming what is wrong."""
+    key, size = _resizable(volume, f"{where}.volume", "growing")
+    if not addition:
+        raise ResourcesError(f"Invalid '{where}.addition': its size must be greater than zero")
+    if len(addition._m) != 1:
+        raise ResourcesError(f"Invalid '{where}.addition': expecting exactly one disk resource")
+    add_key, amount = next(iter(addition._m.items()))
+    if add_key != _plain_disk_key(key):
+        raise ResourcesError(
+            f"Incompatible resources in '{where}.volume' and '{where}.addition': the "
+            "addition must be disk with the volume's reservations and disk source, "
+            f"and no persistence (got {addition})")
+    return volume + addition, Resources._make({key: size + amount})
+
+
+def shrink_volume(volume: Resources, subtract: float,
+                  where: str) -> tuple[Resources, Resources]:
+    """SHRINK_VOLUME as a conversion ``(old, new)``: the volume becomes ``subtract``
+    smaller, and that much goes back to being plain disk of the same reservations.
+    Raises ResourcesError naming what is wrong."""
+    key, size = _resizable(volume, f"{where}.volume", "shrinking")
+    if not math.isfinite(subtract):
+        raise ResourcesError(f"Invalid '{where}.subtract': {subtract!r} is not a number")
+    amount = scalar_from_float(subtract)
+    if amount <= 0:
+        raise ResourcesError(f"Invalid '{where}.subtract': it must be greater than zero")
+    if amount >= size:
+        raise ResourcesError(
+            f"Invalid '{where}.subtract': it must be smaller than the size of "
+            f"'{where}.volume' ({size / 1000.0:g})")
+    freed = Resources._make({_plain_disk_key(key): amount})
+    return volume, Resources._make({key: size - amount}) + freed
 
 
 def apply_checkpointed(static: Resources, checkpointed: Resources) -> Resources:

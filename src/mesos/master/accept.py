@@ -13,11 +13,18 @@ from dataclasses import dataclass, field
 
 from mesos.errors import ValidationError
 from mesos.master.state import Agent, Framework, Offer, Task
-from mesos.resources import Resources, ResourcesError, validate_volumes
+from mesos.resources import (
+    Resources,
+    ResourcesError,
+    grow_volume,
+    shrink_volume,
+    validate_volumes,
+)
 from mesos.v1 import codec
 from mesos.v1 import mesos as v1
 
-SUPPORTED_OPERATIONS = ("LAUNCH", "LAUNCH_GROUP", "RESERVE", "UNRESERVE", "CREATE", "DESTROY")
+SUPPORTED_OPERATIONS = ("LAUNCH", "LAUNCH_GROUP", "RESERVE", "UNRESERVE", "CREATE", "DESTROY",
+                        "GROW_VOLUME", "SHRINK_VOLUME")
 
 
 @dataclass
@@ -40,8 +47,8 @@ class AcceptPlan:
     groups: list[tuple[v1.ExecutorInfo, list[Launch]]] = field(default_factory=list)
     remaining: Resources = field(default_factory=Resources.empty)
     invalid_offers: list[str] = field(default_factory=list)
-    # RESERVE/UNRESERVE/CREATE/DESTROY, in order: (what the framework held, what it
-    # holds instead)
+    # RESERVE/UNRESERVE/CREATE/DESTROY/GROW_VOLUME/SHRINK_VOLUME, in order: (what
+    # the framework held, what it holds instead)
     conversions: list[tuple[Resources, Resources]] = field(default_factory=list)
 
 
@@ -100,6 +107,8 @@ def plan_accept(
             _plan_create(framework, plan, budget, op, where)
         elif op.type == "DESTROY":
             _plan_destroy(plan, budget, op, where)
+        elif op.type in ("GROW_VOLUME", "SHRINK_VOLUME"):
+            _plan_resize(plan, budget, op, where)
         else:
             raise ValidationError(
                 f"Operation '{where}.type' {op.type} is not supported by this master yet"
@@ -246,6 +255,62 @@ def _plan_destroy(plan: AcceptPlan, budget: _Budget, op: v1.Operation, where: st
     released = volumes.without_volumes()
     budget.convert(volumes, released, vwhere)
     plan.conversions.append((volumes, released))
+
+
+def _plan_resize(plan: AcceptPlan, budget: _Budget, op: v1.Operation, where: str) -> None:
+    """GROW_VOLUME / SHRINK_VOLUME: an offered volume (the whole of it) changes size
+    in place; growing takes offered disk of the same reservation, shrinking gives
+    that much back as such disk, which later operations of the ACCEPT can use."""
+    if op.type == "GROW_VOLUME":
+        if op.grow_volume is None:
+            raise ValidationError(f"Expecting '{where}.grow_volume' to be present")
+        owhere = f"{where}.grow_volume"
+        volume = _in_role(resources_of([op.grow_volume.volume], f"'{owhere}.volume'"),
+                          plan.role, f"{owhere}.volume")
+        addition = _in_role(resources_of([op.grow_volume.addition], f"'{owhere}.addition'"),
+                            plan.role, f"{owhere}.addition")
+        old, new = resize_volume(volume, addition, None, owhere)
+    else:
+        if op.shrink_volume is None:
+            raise ValidationError(f"Expecting '{where}.shrink_volume' to be present")
+        owhere = f"{where}.shrink_volume"
+        volume = _in_role(resources_of([op.shrink_volume.volume], f"'{owhere}.volume'"),
+                          plan.role, f"{owhere}.volume")
+        old, new = resize_volume(volume, None, op.shrink_volume.subtract.value, owhere)
+    problem = whole_volume_problem(volume, budget.available)
+    if problem is not None:
+        raise ValidationError(f"Invalid '{owhere}.volume': {problem} in the remaining "
+                              "offered resources")
+    budget.convert(old, new, owhere)
+    plan.conversions.append((old, new))
+
+
+def resize_volume(volume: Resources, addition: Resources | None, subtract: float | None,
+                  where: str) -> tuple[Resources, Resources]:
+    """GROW_VOLUME (``addition``) or SHRINK_VOLUME (``subtract``) as ``(old, new)``,
+    for an ACCEPT and the operator API alike; ValidationError when malformed."""
+    try:
+        if addition is not None:
+            return grow_volume(volume, addition, where)
+        assert subtract is not None
+        return shrink_volume(volume, subtract, where)
+    except ResourcesError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def whole_volume_problem(volume: Resources, held: Resources) -> str | None:
+    """Why ``volume`` (one persistent volume) is not exactly one of the volumes in
+    ``held``, or None. A resize names the whole volume: Mesos never splits one, and
+    a wrong size or path must not resize a volume it does not describe."""
+    [wanted] = volume.volumes()
+    for have in held.volumes():
+        if (have.role, have.persistence_id) != (wanted.role, wanted.persistence_id):
+            continue
+        if have.resources == wanted.resources:
+            return None
+        return (f"persistent volume '{wanted.persistence_id}' is {have.resources}, "
+                f"not {wanted.resources},")
+    return f"persistent volume '{wanted.persistence_id}' of role '{wanted.role}' is not found"
 
 
 def check_unreserve(resources: Resources, where: str) -> None:

@@ -7,8 +7,8 @@ state (GET_STATE, GET_AGENTS, GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS, GET_ROLE
 the event stream (SUBSCRIBE), maintenance (GET_/UPDATE_MAINTENANCE_SCHEDULE,
 GET_MAINTENANCE_STATUS, START_/STOP_MAINTENANCE), one agent at a time (DRAIN_AGENT,
 DEACTIVATE_AGENT, REACTIVATE_AGENT, MARK_AGENT_GONE), reservations and volumes
-(RESERVE_/UNRESERVE_RESOURCES, CREATE_/DESTROY_VOLUMES, also as /master/reserve ...)
-and TEARDOWN. Every change is
+(RESERVE_/UNRESERVE_RESOURCES, CREATE_/DESTROY_VOLUMES, also as /master/reserve ...;
+GROW_/SHRINK_VOLUME, which have no legacy endpoint) and TEARDOWN. Every change is
 written to the registry before it is answered, so a restarted master keeps it; bad
 input answers 400 naming what is wrong and changes nothing. Other calls answer 501.
 """
@@ -26,7 +26,7 @@ from aiohttp import web
 from mesos import __version__
 from mesos.agent.files import FilesError
 from mesos.allocator import Quota, QuotaError
-from mesos.errors import MesosError, ValidationError
+from mesos.errors import ConflictError, MesosError, ValidationError
 from mesos.http import responses
 from mesos.http.keys import MASTER
 from mesos.http.streaming import EventStream
@@ -584,8 +584,59 @@ def _operation_handler(call: str) -> Any:
     return handle
 
 
+def _one_resource(value: Any, where: str) -> Resources:
+    if not isinstance(value, dict):
+        raise ValueError(f"Expecting '{where}' to be a resource object")
+    return _resources([value], where)
+
+
+def plan_resize(master: Master, call: str, body: dict[str, Any]) -> tuple[str, Resources,
+                                                                         Resources]:
+    """GROW_VOLUME / SHRINK_VOLUME as ``(agent id, old, new)``. Malformed input is a
+    ValueError/ValidationError (400), an unknown agent too (as for CREATE_VOLUMES);
+    a volume the agent does not have, exactly as given, is a ConflictError (409),
+    as Mesos answers when the operation's resources are not on the agent."""
+    key = call.lower()
+    agent_id = _agent_id(body, key)
+    agent = master.agents.get(agent_id)
+    if agent is None:
+        raise ValidationError(f"No agent found with specified ID '{agent_id}'")
+    sub = _sub(body, key)
+    volume = _one_resource(sub.get("volume"), f"{key}.volume")
+    if call == "GROW_VOLUME":
+        addition = _one_resource(sub.get("addition"), f"{key}.addition")
+        old, new = acceptmod.resize_volume(volume, addition, None, key)
+    else:
+        subtract = sub.get("subtract")
+        value = subtract.get("value") if isinstance(subtract, dict) else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"Expecting '{key}.subtract.value' to be a number")
+        old, new = acceptmod.resize_volume(volume, None, float(value), key)
+    problem = acceptmod.whole_volume_problem(volume, agent.total)
+    if problem is not None:
+        raise ConflictError(f"Invalid '{key}.volume': {problem} on agent {agent_id}")
+    return agent_id, old, new
+
+
+def _resize_handler(call: str) -> Any:
+    async def handle(master: Master, body: dict[str, Any]) -> web.Response:
+        """202 once applied (offers on the agent are rescinded first, as for the
+        other operations); 409 when the volume or addition is not available: a task
+        uses the volume, or the agent does not have that much disk free."""
+        try:
+            agent_id, old, new = plan_resize(master, call, body)
+            master.apply_operator_operation(agent_id, old, new)
+        except MesosError as exc:
+            return responses.from_error(exc)
+        return web.Response(status=202)
+
+    return handle
+
+
 _CALLS: dict[str, Any] = {
     **{call: _operation_handler(call) for call in _OPERATIONS},
+    "GROW_VOLUME": _resize_handler("GROW_VOLUME"),
+    "SHRINK_VOLUME": _resize_handler("SHRINK_VOLUME"),
     "GET_MAINTENANCE_SCHEDULE": _get_schedule,
     "UPDATE_MAINTENANCE_SCHEDULE": _update_schedule,
     "GET_MAINTENANCE_STATUS": _get_status,
