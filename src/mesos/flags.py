@@ -46,6 +46,7 @@ __all__ = [
     "parse_bytes",
     "parse_duration",
     "parse_flags",
+    "redact_credentials",
 ]
 
 
@@ -199,6 +200,24 @@ def _as_flag_type(type_: FlagType | Callable[[str], Any]) -> FlagType:
     return FlagType(getattr(type_, "__name__", "value"), type_, _format_scalar)
 
 
+# --------------------------------------------------------------------------- redaction
+
+REDACTED = "********"
+
+# ``scheme://user:password@``: the userinfo of a URL that carries a password (zk URLs,
+# Mesos' ``--zk`` and ``--master``). The password runs to the next ``@`` (it may hold a
+# ``/`` or ``:``); when in doubt more is hidden, never less. Several URLs in one value
+# are each redacted.
+_URL_PASSWORD_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):([^@\s]*)@")
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@...`` replaced by
+    ``********`` (``zk://user:********@host:2181/mesos``), the way Mesos shows a
+    ZooKeeper URL: who connects stays visible, the secret does not."""
+    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group(1)}:{REDACTED}@", text)
+
+
 # --------------------------------------------------------------------------- declarations
 
 
@@ -211,6 +230,8 @@ class Flag:
     ``ValueError`` on bad text. A ``str`` default for a non-string type is parsed with
     that type (``Flag("gc_delay", Duration, "1weeks", ...)``). ``aliases`` are older
     names accepted on the command line and in the environment (``slave_ping_timeout``).
+    ``secret`` flags (credentials, secrets) are never shown by ``Flags.as_dict``: the
+    ``file://`` path they were loaded from is, else ``********``.
     """
 
     name: str
@@ -220,6 +241,7 @@ class Flag:
     required: bool = False
     aliases: tuple[str, ...] = ()
     load_file: bool = True
+    secret: bool = False
 
     @property
     def kind(self) -> FlagType:
@@ -239,10 +261,13 @@ class Flags:
     """The parsed flags: one attribute per declared flag (``None`` when unset)."""
 
     def __init__(
-        self, declared: Sequence[Flag], values: dict[str, Any], explicit: set[str]
+        self, declared: Sequence[Flag], values: dict[str, Any], explicit: set[str],
+        sources: Mapping[str, str] | None = None,
     ) -> None:
         self.__dict__["_declared"] = {f.name: f for f in declared}
         self.__dict__["_explicit"] = frozenset(explicit)
+        # name -> the ``file://`` reference a value was loaded from (shown for secrets).
+        self.__dict__["_sources"] = dict(sources or {})
         self.__dict__.update(values)
 
     def __getattr__(self, name: str) -> Any:
@@ -258,7 +283,8 @@ class Flags:
         return name in self._declared
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{n}={self.__dict__[n]!r}" for n in self._declared)
+        # Through as_dict, so a logged Flags holds no secret either.
+        inner = ", ".join(f"{n}={v!r}" for n, v in self.as_dict().items())
         return f"Flags({inner})"
 
     def is_set(self, name: str) -> bool:
@@ -266,13 +292,20 @@ class Flags:
         return name in self._explicit
 
     def as_dict(self) -> dict[str, str]:
-        """``{name: value as text}`` for every flag that has a value (``/flags``)."""
+        """``{name: value as text}`` for every flag that has a value: the one rendering
+        every output uses (``/flags``, ``/state``, ``GET_FLAGS``), so it is also where
+        secrets are kept out. A ``secret`` flag shows only the ``file://`` path it came
+        from (else ``********``); in every other value a URL's password is replaced
+        (``zk://user:********@host:2181/mesos``)."""
         out: dict[str, str] = {}
         for name, flag in sorted(self._declared.items()):
             value = self.__dict__[name]
             if value is None:
                 continue
-            out[name] = flag.kind.format(value)
+            if flag.secret:
+                out[name] = self._sources.get(name, REDACTED)
+                continue
+            out[name] = redact_credentials(flag.kind.format(value))
         return out
 
 
@@ -411,6 +444,7 @@ def parse_flags(
         given = _parse_argv(by_name, argv)
         values: dict[str, Any] = {}
         explicit: set[str] = set()
+        sources: dict[str, str] = {}
         for flag in flags:
             raw: str | bool | None = given.get(flag.name)
             if raw is None:
@@ -425,6 +459,8 @@ def parse_flags(
                 continue
             explicit.add(flag.name)
             values[flag.name] = raw if isinstance(raw, bool) else _load_value(flag, raw)
+            if isinstance(raw, str) and flag.load_file and raw.startswith("file://"):
+                sources[flag.name] = raw
     except _FlagError as exc:
         exit_with_error(prog, str(exc))
-    return Flags(flags, values, explicit)
+    return Flags(flags, values, explicit, sources)

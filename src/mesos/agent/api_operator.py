@@ -155,7 +155,9 @@ def framework_json(framework: Framework, agent_id: str | None) -> dict[str, Any]
 def state_json(agent: Agent) -> dict[str, Any]:
     core = agent.core
     agent_id = core.agent_id
-    total = agent.resources
+    # The flag resources with the checkpointed dynamic reservations and persistent
+    # volumes laid over them, as Mesos' agent reports its ``totalResources``.
+    total = agent.volume_state.total
     reserved = {role: r.summary() for role, r in total.reservations().items()}
     reserved_full = {role: r.to_json_endpoint() for role, r in total.reservations().items()}
     return {

@@ -49,6 +49,7 @@ from mesos.agent.containerizer import (
     LaunchError,
     MesosContainerizer,
 )
+from mesos.agent.containerizer.isolator import BindMount
 from mesos.agent.core import AgentCore, CoreConfig
 from mesos.agent.events import (
     CheckpointTasks,
@@ -86,6 +87,7 @@ from mesos.agent.events import (
 )
 from mesos.agent.fetcher import Fetcher, FetchError
 from mesos.agent.gc import GarbageCollector
+from mesos.agent.group_fetch import GroupFetchSender, executor_target
 from mesos.agent.master_link import MasterEvent, MasterLink, call
 from mesos.agent.state import Executor, v1_task
 from mesos.agent.status_updates import AckOutcome, Forward, Received, StatusUpdateManager
@@ -163,6 +165,11 @@ class Agent:
         self._launching: set[str] = set()
         self._fetcher: Fetcher | None = None  # made once the agent has its id
         self._fetcher_ready: asyncio.Future[None] | None = None
+        # Events to executors; a LAUNCH_GROUP waits for its tasks' URIs to be fetched.
+        self._to_executor = GroupFetchSender(
+            self._send_to_stream, self._get_fetcher,
+            functools.partial(executor_target, self.core),
+            lambda f, e, c, m: self.dispatch(ExecutorLaunchFailed(f, e, c, m)), self._spawn)
         # Sandboxes of finished executors and removed frameworks go after --gc_delay.
         self.gc = GarbageCollector(
             os.path.abspath(flags.work_dir), gc_delay=flags.gc_delay,
@@ -234,8 +241,7 @@ class Agent:
 
     def _carry_out(self, effect: Effect) -> None:
         if isinstance(effect, SendToExecutor):
-            self._send_to_stream((effect.framework_id, effect.executor_id),
-                                 codec.encode(effect.event))
+            self._to_executor(effect)
         elif isinstance(effect, ForwardStatus):
             self._take_status(effect)
         elif isinstance(effect, CheckpointTasks):
@@ -425,10 +431,20 @@ class Agent:
 
         self.checkpoints.write(write, "the checkpointed resources")
 
-    def _link_volumes(self, sandbox: str, resources: Resources) -> None:
-        """Persistent volumes of a container's tasks appear in its sandbox."""
-        if resources.persistent_volumes():
-            volumes.link_volumes(self.checkpointer.work_dir, sandbox, resources)
+    def _link_volumes(self, sandbox: str, resources: Resources, user: str | None = None,
+                      *, starting: bool = False) -> list[BindMount]:
+        """Persistent volumes of a container's tasks appear in its sandbox; a starting
+        container gets mount points, and the mounts to make, for its read-only ones.
+        New volumes go to ``user`` when the container will run as that user."""
+        if not resources.persistent_volumes():
+            return []
+        work_dir = self.checkpointer.work_dir
+        mounts = volumes.mount_points(work_dir, sandbox, resources) if starting else []
+        runs_as_user = self.containerizer.flags.switch_user and any(
+            i.name == "filesystem/posix" for i in self.containerizer.isolators)
+        volumes.link_volumes(work_dir, sandbox, resources,
+                             user=user if runs_as_user else None)
+        return mounts
 
     def _on_subscribed(self, agent_id: str) -> None:
         current = self.core.agent_id
@@ -598,11 +614,12 @@ class Agent:
         if executor is None or executor.container_id != effect.container_id:
             raise launcher.LaunchError("the executor was removed before it started")
         scalars, ranges = launcher.container_limits(container_resources(executor))
+        user = command.user or effect.framework_info.user or None
         try:
-            self._link_volumes(effect.directory, container_resources(executor))
+            mounts = self._link_volumes(effect.directory, container_resources(executor),
+                                        user, starting=True)
         except volumes.VolumeError as exc:
             raise launcher.LaunchError(str(exc)) from None
-        user = command.user or effect.framework_info.user or None
         with (
             open(os.path.join(effect.directory, "stdout"), "ab") as out,
             open(os.path.join(effect.directory, "stderr"), "ab") as err,
@@ -610,7 +627,7 @@ class Agent:
             return await self.containerizer.launch(
                 effect.container_id, launcher.command_argv(command), env=env,
                 cwd=effect.directory, sandbox=effect.directory, resources=scalars,
-                ranges=ranges, user=user, stdout=out, stderr=err)
+                ranges=ranges, user=user, stdout=out, stderr=err, mounts=mounts)
 
     async def _watch(self, framework_id: str, executor_id: str, cid: str) -> None:
         """Wait for the container to end (the containerizer then kills what is left)."""

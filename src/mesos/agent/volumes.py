@@ -11,9 +11,18 @@ resources* (dynamic reservations and persistent volumes, Mesos'
   created when the volume appears, deleted with its data when the volume is
   destroyed, and left alone by task and sandbox garbage collection, which is what
   makes it outlive its tasks;
-* make a volume visible to a task at ``<sandbox>/<container_path>``. As Mesos'
-  ``filesystem/posix`` isolator does, this is a symlink to the volume directory (no
-  mount namespace is needed, and several tasks can link one shared volume).
+* make a volume visible to a task at ``<sandbox>/<container_path>``. A read-write
+  volume is, as Mesos' ``filesystem/posix`` isolator does it, a symlink to the volume
+  directory (no mount namespace is needed, and several tasks can link one shared
+  volume). A symlink cannot be made read-only, so a read-only volume (``mode: RO``)
+  gets a mount point there instead, and the launcher bind-mounts the volume on it
+  and remounts it read-only inside the container's own mount namespace (Mesos'
+  ``filesystem/linux`` way); a launcher that gives the container no mount namespace
+  refuses the launch rather than hand out write access;
+* give a new volume to the task's user: on its first use (the directory is still
+  empty) by a task running as another user than the agent's, the volume directory is
+  chowned to that user, as Mesos does, so the task can write to it. A volume that
+  already holds data keeps its owner.
 
 Everything here is synchronous file-system work, small and bounded; the agent runs
 it off its event loop if it wants to.
@@ -23,10 +32,12 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import shutil
 from dataclasses import dataclass
 
 from mesos.agent import checkpoint
+from mesos.agent.containerizer.isolator import BindMount
 from mesos.resources import Resources, ResourcesError, Volume, apply_checkpointed
 
 log = logging.getLogger(__name__)
@@ -36,6 +47,7 @@ __all__ = [
     "VolumeError",
     "apply",
     "link_volumes",
+    "mount_points",
     "recover",
     "volume_path",
 ]
@@ -118,36 +130,110 @@ def _make_volume_dir(work_dir: str, volume: Volume) -> str:
     return path
 
 
-def link_volumes(work_dir: str, sandbox: str, resources: Resources) -> list[str]:
-    """Make each persistent volume in ``resources`` (a container's resources)
-    visible at ``<sandbox>/<container_path>`` as a symlink to its directory; returns
-    the links made. A link already there and pointing at the volume is kept, so this
-    can run again whenever the container's tasks change. Anything else in the way is
-    a VolumeError: a task's files are never replaced by a volume."""
+def _sandbox_path(real_sandbox: str, volume: Volume) -> str:
+    path = os.path.normpath(os.path.join(real_sandbox, volume.container_path))
+    if os.path.commonpath([path, real_sandbox]) != real_sandbox or path == real_sandbox:
+        raise VolumeError(
+            f"Volume '{volume.persistence_id}': container path '{volume.container_path}' "
+            "is not inside the sandbox"
+        )
+    return path
+
+
+def _give_to_user(path: str, user: str | None) -> None:
+    """Chown a still empty volume directory to ``user`` (its first use by a task of
+    that user), when the agent is root and ``user`` is another user. Never recursive,
+    and never for a volume holding data: whose data it is was settled by its first
+    user."""
+    if not user or os.geteuid() != 0:
+        return
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise VolumeError(f"user '{user}' does not exist on this agent") from None
+    info = os.stat(path)
+    if (info.st_uid, info.st_gid) == (entry.pw_uid, entry.pw_gid) or os.listdir(path):
+        return
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    log.info("Gave new persistent volume %s to user '%s'", path, user)
+
+
+def mount_points(work_dir: str, sandbox: str, resources: Resources) -> list[BindMount]:
+    """For a container about to start: a mount point at ``<sandbox>/<container_path>``
+    for each read-only volume in ``resources``, and the mounts the launcher must make
+    in the container's mount namespace. Call before :func:`link_volumes`."""
+    mounts: list[BindMount] = []
+    real_sandbox = os.path.realpath(sandbox)
+    for volume in resources.volumes():
+        if volume.mode != "RO":
+            continue
+        source = _make_volume_dir(work_dir, volume)
+        path = _sandbox_path(real_sandbox, volume)
+        what = f"persistent volume '{volume.persistence_id}'"
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)
+                                      or os.listdir(path)):
+            raise VolumeError(f"Volume '{volume.persistence_id}': {path} already exists in "
+                              "the sandbox")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise VolumeError(f"Cannot make a mount point for {what} in the sandbox: "
+                              f"{exc}") from None
+        mounts.append(BindMount(source, path, read_only=True, what=what))
+    return mounts
+
+
+def link_volumes(work_dir: str, sandbox: str, resources: Resources, *,
+                 user: str | None = None) -> list[str]:
+    """Make each read-write persistent volume in ``resources`` (a container's
+    resources) visible at ``<sandbox>/<container_path>`` as a symlink to its
+    directory; returns the links made. A link already there and pointing at the
+    volume is kept, so this can run again whenever the container's tasks change.
+    Anything else in the way is a VolumeError: a task's files are never replaced by a
+    volume. ``user`` (the container's user) is given new, empty volumes.
+
+    A read-only volume must already have the mount point :func:`mount_points` made
+    when its container started; one added to a running container is a VolumeError and
+    gets no directory, so its tasks find nothing rather than a writable stand-in.
+    """
     made: list[str] = []
+    unmounted: list[str] = []
     real_sandbox = os.path.realpath(sandbox)
     for volume in resources.volumes():
         target = _make_volume_dir(work_dir, volume)
-        link = os.path.normpath(os.path.join(real_sandbox, volume.container_path))
-        if os.path.commonpath([link, real_sandbox]) != real_sandbox or link == real_sandbox:
-            raise VolumeError(
-                f"Volume '{volume.persistence_id}': container path '{volume.container_path}' "
-                "is not inside the sandbox"
-            )
-        if os.path.islink(link):
-            if os.path.realpath(link) == os.path.realpath(target):
-                continue
-            raise VolumeError(f"Volume '{volume.persistence_id}': {link} already links "
-                              "somewhere else")
-        if os.path.lexists(link):
-            raise VolumeError(f"Volume '{volume.persistence_id}': {link} already exists in "
-                              "the sandbox")
+        path = _sandbox_path(real_sandbox, volume)
         try:
-            os.makedirs(os.path.dirname(link), exist_ok=True)
-            os.symlink(target, link)
+            _give_to_user(target, user)
         except OSError as exc:
-            raise VolumeError(f"Cannot link volume '{volume.persistence_id}' into the "
-                              f"sandbox: {exc}") from None
-        log.info("Linked persistent volume '%s' at %s", volume.persistence_id, link)
-        made.append(link)
+            raise VolumeError(f"Cannot give volume '{volume.persistence_id}' to user "
+                              f"'{user}': {exc}") from None
+        if volume.mode != "RO":
+            if _symlink(target, path, volume):
+                made.append(path)
+        elif not (os.path.isdir(path) and not os.path.islink(path)):
+            unmounted.append(volume.persistence_id)
+    if unmounted:  # after the others are linked: one bad volume does not hold them up
+        raise VolumeError(f"Read-only persistent volume(s) {', '.join(unmounted)} can only "
+                          "be mounted when their container starts, not added to a running "
+                          "one")
     return made
+
+
+def _symlink(target: str, link: str, volume: Volume) -> bool:
+    """Link ``link`` to the volume; False when that link is already there."""
+    if os.path.islink(link):
+        if os.path.realpath(link) == os.path.realpath(target):
+            return False
+        raise VolumeError(f"Volume '{volume.persistence_id}': {link} already links "
+                          "somewhere else")
+    if os.path.lexists(link):
+        raise VolumeError(f"Volume '{volume.persistence_id}': {link} already exists in "
+                          "the sandbox")
+    try:
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(target, link)
+    except OSError as exc:
+        raise VolumeError(f"Cannot link volume '{volume.persistence_id}' into the "
+                          f"sandbox: {exc}") from None
+    log.info("Linked persistent volume '%s' at %s", volume.persistence_id, link)
+    return True

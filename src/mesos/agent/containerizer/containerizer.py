@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from mesos.agent.containerizer.cgroups import Cgroups, CgroupsError, check_container_id
 from mesos.agent.containerizer.cgroups import open_cgroups as _open_cgroups
 from mesos.agent.containerizer.isolator import (
+    BindMount,
     ContainerConfig,
     ContainerizerFlags,
     ContainerState,
@@ -171,12 +172,15 @@ class MesosContainerizer:
         sandbox: str | None = None,
         user: str | None = None,
         ranges: Mapping[str, Ranges] | None = None,
+        mounts: Sequence[BindMount] = (),
     ) -> int:
         """Start ``argv`` as the container's first process; returns its pid.
 
         ``sandbox`` is the executor run's directory (disk/du measures it,
         filesystem/posix hands it to ``user``; it is the working directory when
-        ``cwd`` is not given); ``ranges`` holds range resources such as ports.
+        ``cwd`` is not given); ``ranges`` holds range resources such as ports;
+        ``mounts`` are made in the container's own mount namespace (read-only
+        volumes), or the launch is refused where the launcher gives it none.
         Raises LaunchError (and leaves nothing behind) when any step fails.
         """
         try:
@@ -196,7 +200,7 @@ class MesosContainerizer:
             ranges=dict(ranges or {}),
         )
         try:
-            info = LaunchInfo()
+            info = LaunchInfo(mounts=list(mounts))
             for isolator in self.isolators:
                 info.merge(await resolve(isolator.prepare(container_id, config)))
             env.update(info.env)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = [
+    "BindMount",
     "ContainerConfig",
     "ContainerState",
     "ContainerizerFlags",
@@ -114,6 +115,18 @@ class ContainerConfig:
     ranges: Mapping[str, Ranges] = field(default_factory=dict)  # range resources (ports)
 
 
+@dataclass(frozen=True)
+class BindMount:
+    """``source`` bind-mounted at ``target`` in the container's own mount namespace,
+    read-only when asked (a read-only persistent volume). Only a launcher that gives
+    the container a mount namespace can do it; others refuse the launch."""
+
+    source: str
+    target: str
+    read_only: bool = False
+    what: str = "a bind mount"  # for messages: "persistent volume 'v1'"
+
+
 @dataclass
 class LaunchInfo:
     """What an isolator asks of the launch (merged over all isolators)."""
@@ -122,6 +135,7 @@ class LaunchInfo:
     join_cgroups: list[Path] = field(default_factory=list)  # cgroup.procs files
     namespaces: list[str] = field(default_factory=list)  # e.g. ["pid"]
     user: str | None = None  # run the command as this user (filesystem/posix)
+    mounts: list[BindMount] = field(default_factory=list)  # made before the command runs
 
     def merge(self, other: LaunchInfo | None) -> None:
         if other is None:
@@ -131,6 +145,7 @@ class LaunchInfo:
             self.user = other.user
         self.join_cgroups.extend(p for p in other.join_cgroups if p not in self.join_cgroups)
         self.namespaces.extend(n for n in other.namespaces if n not in self.namespaces)
+        self.mounts.extend(m for m in other.mounts if m not in self.mounts)
 
 
 class Isolator:

@@ -15,6 +15,13 @@ Either launcher runs the command as another user when ``LaunchInfo.user`` says s
 (filesystem/posix asks for it when the agent is root): the child drops to that
 user's uid, gid and supplementary groups right after joining its cgroups; inside
 a pid namespace ``unshare`` needs root, so util-linux ``setpriv`` drops them there.
+
+``LaunchInfo.mounts`` (read-only persistent volumes) need a mount namespace of the
+container's own, so that what is mounted there is private to it and goes with its
+last process. The linux launcher makes one (the pid namespace's, or ``unshare
+--mount`` alone; propagation private), bind-mounts each source on its target there,
+remounts the read-only ones read-only, and only then drops to the user and execs the
+command. The posix launcher has no namespaces and refuses such a launch.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mesos.agent.containerizer.cgroups import Cgroups, CgroupsError
-from mesos.agent.containerizer.isolator import LaunchInfo
+from mesos.agent.containerizer.isolator import BindMount, LaunchInfo
 from mesos.agent.containerizer.procfs import descendants, session_pids
 
 __all__ = [
@@ -195,14 +202,21 @@ class LinuxLauncher(Launcher):
         if unknown:
             raise LaunchError(f"namespaces {sorted(unknown)} are not supported")
         creds = _resolve_user(info.user)
-        if "pid" in info.namespaces:
+        if "pid" in info.namespaces or info.mounts:
             if self.unshare is None:
-                raise LaunchError("namespaces/pid needs util-linux 'unshare' on PATH")
+                needs = "namespaces/pid" if "pid" in info.namespaces else info.mounts[0].what
+                raise LaunchError(f"{needs} needs util-linux 'unshare' on PATH")
             if creds is not None:
                 # unshare needs root: the ids are dropped inside the namespace instead.
                 argv = [*_setpriv(creds), *argv]
                 creds = None
-            argv = [self.unshare, "--pid", "--fork", "--mount-proc", "--kill-child", "--", *argv]
+            if info.mounts:
+                argv = [*_mount_prefix(info.mounts), *argv]
+            if "pid" in info.namespaces:
+                argv = [self.unshare, "--pid", "--fork", "--mount-proc", "--kill-child", "--",
+                        *argv]
+            else:  # a mount namespace alone: the command keeps the pid we track
+                argv = [self.unshare, "--mount", "--propagation", "private", "--", *argv]
         return await self._spawn(argv, env, cwd, join, stdout, stderr, creds)
 
     def pids(self, container_id: str, pid: int | None) -> set[int]:
@@ -210,6 +224,30 @@ class LinuxLauncher(Launcher):
 
     async def kill(self, container_id: str, pid: int | None) -> None:
         await self.cgroups.kill(container_id)
+
+
+# Run inside the new mount namespace, before the command: "$@" is groups of
+# (ro|rw, source, target), then "--" and the command. Any failure ends the container
+# (mount's message in its stderr) before the command could run without its mount.
+_MOUNT_SCRIPT = (
+    'while [ "$1" != -- ]; do '
+    'mount --bind "$2" "$3" || exit 121; '
+    'if [ "$1" = ro ]; then mount -o remount,bind,ro "$3" || exit 121; fi; '
+    "shift 3; done; shift; exec \"$@\""
+)
+
+
+def _mount_prefix(mounts: Sequence[BindMount]) -> list[str]:
+    """argv prefix making ``mounts`` (in order) and then exec'ing the rest."""
+    sh, mount = shutil.which("sh"), shutil.which("mount")
+    if sh is None or mount is None:
+        raise LaunchError(f"{mounts[0].what} needs 'sh' and util-linux 'mount' on PATH")
+    argv = [sh, "-c", _MOUNT_SCRIPT, "mesos-mount"]
+    for m in mounts:
+        if not (os.path.isabs(m.source) and os.path.isabs(m.target)):
+            raise LaunchError(f"{m.what}: mount paths must be absolute")
+        argv += ["ro" if m.read_only else "rw", m.source, m.target]
+    return [*argv, "--"]
 
 
 def _setpriv(creds: Credentials) -> list[str]:
@@ -240,6 +278,16 @@ class PosixLauncher(Launcher):
     ) -> asyncio.subprocess.Process:
         if info.namespaces:
             raise LaunchError(f"the posix launcher cannot enter namespaces {info.namespaces}")
+        if info.mounts:
+            # A volume reaches a posix container as a symlink, which cannot be made
+            # read-only (nor can Mesos' filesystem/posix isolator): refuse, rather than
+            # hand out write access.
+            m = info.mounts[0]
+            access = "read-only " if m.read_only else ""
+            raise LaunchError(
+                f"cannot mount {access}{m.what} at {m.target}: the posix launcher gives a "
+                "container no mount namespace, so it cannot be enforced (use "
+                "--launcher=linux)")
         creds = _resolve_user(info.user)
         return await self._spawn(argv, env, cwd, info.join_cgroups, stdout, stderr, creds)
 
