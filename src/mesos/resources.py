@@ -10,6 +10,13 @@ where ``kind`` is 0 SCALAR / 1 RANGES / 2 SET, ``reservations`` a tuple of
 (scalars as int thousandths, coalesced range tuples, frozensets). Shared resources
 keep ``(value, count)`` so that the same volume can be handed out several times.
 
+A persistent volume that is not shared is indivisible, as in Mesos: it is never split
+(a part of it is not contained in it) nor merged with another copy of itself. Its
+entry in ``_m`` holds the size of all its copies together, so code that sums
+scalars can read ``_m`` as it is; when there is more than one copy, ``_v`` keeps the
+size of each (``key -> sorted tuple``), and ``contains`` and subtraction match the
+copies one by one.
+
 At the edge everything is JSON-shaped dicts (``v1.Resource`` as ``msgspec.to_builtins``
 gives it): ``from_json`` accepts the post-refinement form (``reservations``), the
 pre-refinement form (``role`` + ``reservation``) and the endpoint form (both).
@@ -80,24 +87,42 @@ __all__ = [
 class Resources:
     """Immutable, flattened resources. See the module docstring for the layout."""
 
-    __slots__ = ("_hash", "_m", "_q")
+    __slots__ = ("_hash", "_m", "_q", "_v")
 
     _m: dict[Key, Any]
+    _v: dict[Key, tuple[int, ...]] | None  # copies of non-shared volumes, when several
     _hash: int | None
     _q: dict[str, float] | None
 
     def __init__(self, items: Iterable[Mapping[str, Any]] | None = None) -> None:
-        self._m = Resources.from_json(items)._m if items is not None else {}
+        built = Resources.from_json(items) if items is not None else _EMPTY
+        self._m = built._m
+        self._v = built._v
         self._hash = None
         self._q = None
 
     @classmethod
-    def _make(cls, m: dict[Key, Any]) -> Resources:
+    def _make(cls, m: dict[Key, Any], v: dict[Key, tuple[int, ...]] | None = None) -> Resources:
         r = object.__new__(cls)
         r._m = m
+        r._v = v or None
         r._hash = None
         r._q = None
         return r
+
+    def _items(self) -> Iterable[tuple[Key, Any]]:
+        """``_m``'s entries with each copy of a non-shared volume on its own."""
+        v = self._v
+        if v is None:
+            return self._m.items()
+        return [(key, size) for key, value in self._m.items()
+                for size in v.get(key, (value,))]
+
+    def _copies(self, key: Key) -> tuple[int, ...]:
+        """The sizes of the copies of the non-shared volume ``key`` held here."""
+        v = self._v
+        copies = v.get(key) if v is not None else None
+        return copies if copies is not None else (self._m[key],)
 
     # ----------------------------------------------------------------- construction
 
@@ -115,14 +140,14 @@ class Resources:
         if isinstance(items, Mapping):
             items = [items]
         m: dict[Key, Any] = {}
+        v: dict[Key, tuple[int, ...]] = {}
         for item in items:
             entry = entry_from_json(item, default_role)
             if entry is None:
                 continue
             key, value = entry
-            cur = m.get(key)
-            m[key] = value if cur is None else add_values(key, cur, value)
-        return cls._make(m)
+            _merge(m, v, key, value, None)
+        return cls._make(m, v)
 
     @classmethod
     def parse(cls, text: str, default_role: str = "*") -> Resources:
@@ -139,6 +164,7 @@ class Resources:
                 raise ResourcesError("Resources JSON must be an array of Resource objects")
             return cls.from_json(items, default_role=default_role)
         m: dict[Key, Any] = {}
+        v: dict[Key, tuple[int, ...]] = {}
         for token in stripped.split(";"):
             token = token.strip()
             if not token:
@@ -147,16 +173,15 @@ class Resources:
             if entry is None:
                 continue
             key, value = entry
-            cur = m.get(key)
-            m[key] = value if cur is None else add_values(key, cur, value)
-        return cls._make(m)
+            _merge(m, v, key, value, None)
+        return cls._make(m, v)
 
     # ----------------------------------------------------------------- output
 
     def to_json(self) -> list[dict[str, Any]]:
         """Post-refinement v1 Resource JSON (``reservations`` stack, no ``role``)."""
         out: list[dict[str, Any]] = []
-        for key, value in self._m.items():
+        for key, value in self._items():
             count = 1
             if key[SHARED]:
                 value, count = value
@@ -171,7 +196,7 @@ class Resources:
         """What frameworks without RESERVATION_REFINEMENT see: ``role`` (``"*"`` when
         unreserved) plus ``reservation`` for dynamic reservations; no ``reservations``."""
         out: list[dict[str, Any]] = []
-        for key, value in self._m.items():
+        for key, value in self._items():
             count = 1
             if key[SHARED]:
                 value, count = value
@@ -223,7 +248,7 @@ class Resources:
         return out
 
     def __str__(self) -> str:
-        return ";".join(entry_text(k, v) for k, v in self._m.items())
+        return ";".join(entry_text(k, v) for k, v in self._items())
 
     def __repr__(self) -> str:
         return f"Resources({str(self)!r})"
@@ -233,26 +258,28 @@ class Resources:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Resources):
             return NotImplemented
-        return self._m == other._m
+        return self._m == other._m and self._v == other._v
 
     def __hash__(self) -> int:
         h = self._hash
         if h is None:
-            h = self._hash = hash(frozenset(self._m.items()))
+            copies = frozenset(self._v.items()) if self._v else None
+            h = self._hash = hash((frozenset(self._m.items()), copies))
         return h
 
     def __bool__(self) -> bool:
         return bool(self._m)
 
     def __len__(self) -> int:
-        return len(self._m)
+        extra = sum(len(c) - 1 for c in self._v.values()) if self._v else 0
+        return len(self._m) + extra
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self.entries())
 
     def entries(self) -> tuple[Resource, ...]:
         result: list[Resource] = []
-        for key, value in self._m.items():
+        for key, value in self._items():
             count = 1
             if key[SHARED]:
                 value, count = value
@@ -284,15 +311,21 @@ class Resources:
             return other
         m = dict(self._m)
         get = m.get
+        theirs = other._v
+        v = dict(self._v) if self._v else None  # made only when a volume needs it
         for key, value in other._m.items():
             cur = get(key)
             if cur is None:
                 m[key] = value
-            elif type(cur) is int:
+                if theirs is not None and key in theirs:
+                    v = v if v is not None else {}
+                    v[key] = theirs[key]
+            elif type(cur) is int and (key[DISK] is None or not _is_exclusive_volume(key)):
                 m[key] = cur + value
             else:
-                m[key] = add_values(key, cur, value)
-        return Resources._make(m)
+                v = v if v is not None else {}
+                _merge(m, v, key, value, theirs.get(key) if theirs is not None else None)
+        return Resources._make(m, v)
 
     def __sub__(self, other: Resources) -> Resources:
         """``self - other``; raises ResourcesError unless ``self.contains(other)``."""
@@ -305,9 +338,12 @@ class Resources:
         return self._subtract(other, saturate=True)
 
     def _subtract(self, other: Resources, saturate: bool) -> Resources:
+        """As Mesos: a non-shared volume is taken off only by a copy of the same
+        size; with ``saturate`` one that is not here whole is left alone."""
         if not other._m:
             return self
         m = dict(self._m)
+        v = dict(self._v) if self._v else None  # made only when a volume needs it
         for key, value in other._m.items():
             cur = m.get(key)
             if cur is None:
@@ -316,6 +352,18 @@ class Resources:
                 raise ResourcesError(
                     f"Cannot subtract {entry_text(key, value)} from {self}: not contained"
                 )
+            if key[DISK] is not None and _is_exclusive_volume(key):
+                left_copies = _take_copies(key, self._copies(key), other._copies(key),
+                                           saturate)
+                v = v if v is not None else {}
+                v.pop(key, None)
+                if not left_copies:
+                    del m[key]
+                    continue
+                m[key] = sum(left_copies)
+                if len(left_copies) > 1:
+                    v[key] = left_copies
+                continue
             if type(cur) is int:
                 left = cur - value
                 if left < 0 and not saturate:
@@ -333,15 +381,21 @@ class Resources:
                 del m[key]
             else:
                 m[key] = left
-        return Resources._make(m)
+        return Resources._make(m, v)
 
     def contains(self, other: Resources) -> bool:
+        """Whether ``other`` can be taken from here. A non-shared persistent volume
+        is contained only whole: each copy in ``other`` must match one here of the
+        same size (so a part of a volume, or two copies of one, is not)."""
         mine = self._m
         for key, value in other._m.items():
             cur = mine.get(key)
             if cur is None:
                 return False
-            if type(cur) is int:
+            if key[DISK] is not None and _is_exclusive_volume(key):
+                if not _has_copies(self._copies(key), other._copies(key)):
+                    return False
+            elif type(cur) is int:
                 if cur < value:
                     return False
             elif not contains_value(key, cur, value):
@@ -399,7 +453,8 @@ class Resources:
         m = {k: v for k, v in self._m.items() if keep(k)}
         if len(m) == len(self._m):
             return self
-        return Resources._make(m)
+        copies = {k: c for k, c in self._v.items() if k in m} if self._v else None
+        return Resources._make(m, copies)
 
     def named(self, name: str) -> Resources:
         return self._filter(lambda k: k[NAME] == name)
@@ -444,11 +499,11 @@ class Resources:
 
     def _remap(self, change: Any) -> Resources:
         m: dict[Key, Any] = {}
+        v: dict[Key, tuple[int, ...]] = {}
+        mine = self._v
         for key, value in self._m.items():
-            new_key = change(key)
-            cur = m.get(new_key)
-            m[new_key] = value if cur is None else add_values(new_key, cur, value)
-        return Resources._make(m)
+            _merge(m, v, change(key), value, mine.get(key) if mine else None)
+        return Resources._make(m, v)
 
     def allocate(self, role: str) -> Resources:
         """The same resources with ``allocation_info.role = role``."""
@@ -499,13 +554,14 @@ class Resources:
     def _rebuild(self, change: Any) -> Resources:
         """Like ``_remap`` but the new key may drop ``shared``: one copy is kept then."""
         m: dict[Key, Any] = {}
+        v: dict[Key, tuple[int, ...]] = {}
+        mine = self._v
         for key, value in self._m.items():
             new_key = change(key)
             if key[SHARED] and not new_key[SHARED]:
                 value = value[0]
-            cur = m.get(new_key)
-            m[new_key] = value if cur is None else add_values(new_key, cur, value)
-        return Resources._make(m)
+            _merge(m, v, new_key, value, mine.get(key) if mine else None)
+        return Resources._make(m, v)
 
     def without_volumes(self) -> Resources:
         """The disk the persistent volumes sit on: ``disk.persistence``,
@@ -531,14 +587,14 @@ class Resources:
     def single_entries(self) -> list[Resources]:
         """Each entry as its own ``Resources`` (a shared one with one copy)."""
         out: list[Resources] = []
-        for key, value in self._m.items():
+        for key, value in self._items():
             out.append(Resources._make({key: (value[0], 1) if key[SHARED] else value}))
         return out
 
     def volumes(self) -> list[Volume]:
         """The persistent volumes, one per entry."""
         out: list[Volume] = []
-        for key, value in self._m.items():
+        for key, value in self._items():
             if not _is_volume(key):
                 continue
             assert key[DISK] is not None
@@ -574,6 +630,58 @@ class Volume(NamedTuple):
 
 def _is_volume(key: Key) -> bool:
     return key[DISK] is not None and '"persistence"' in key[DISK]
+
+
+def _is_exclusive_volume(key: Key) -> bool:
+    """A non-shared persistent volume: indivisible, never merged with a copy."""
+    disk = key[DISK]
+    return (disk is not None and not key[SHARED] and key[KIND] == SCALAR
+            and '"persistence"' in disk)
+
+
+def _merge(m: dict[Key, Any], v: dict[Key, tuple[int, ...]], key: Key, value: Any,
+           copies: tuple[int, ...] | None) -> None:
+    """``m[key] += value`` (``copies``: the sizes ``value`` is made of, if several),
+    keeping the copies of a non-shared volume apart in ``v``."""
+    cur = m.get(key)
+    if cur is None:
+        m[key] = value
+        if copies is not None and _is_exclusive_volume(key):
+            v[key] = copies
+    elif _is_exclusive_volume(key):
+        v[key] = tuple(sorted(v.get(key, (cur,)) + (copies or (value,))))
+        m[key] = cur + value
+    else:
+        m[key] = add_values(key, cur, value)
+
+
+def _has_copies(mine: tuple[int, ...], wanted: tuple[int, ...]) -> bool:
+    """Whether every copy in ``wanted`` matches its own copy in ``mine``."""
+    if len(wanted) == 1:
+        return wanted[0] in mine
+    left = list(mine)
+    for size in wanted:
+        if size not in left:
+            return False
+        left.remove(size)
+    return True
+
+
+def _take_copies(key: Key, mine: tuple[int, ...], wanted: tuple[int, ...],
+                 saturate: bool) -> tuple[int, ...]:
+    """``mine`` less the copies in ``wanted``, matched by size. A copy with no match
+    here raises (a volume is never split) unless ``saturate``, which skips it."""
+    left = list(mine)
+    for size in wanted:
+        if size in left:
+            left.remove(size)
+        elif not saturate:
+            held = ", ".join(entry_text(key, s) for s in mine)
+            raise ResourcesError(
+                f"Cannot subtract {entry_text(key, size)} from {held}: a persistent "
+                "volume is never split or merged, it must be named whole"
+            )
+    return tuple(left)
 
 
 def _strip_disk(disk_key: str | None) -> str | None:

@@ -1,11 +1,13 @@
 """Persistent volumes on a real agent: a volume written by one task is read by a later
-task, survives the agent's restart (and the master's: the agent reports it), and a
-shared volume is used by two tasks at the same time."""
+task, survives the agent's restart (and the master's: the agent reports it), a
+shared volume is used by two tasks at the same time, and a volume is only ever
+named whole."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from mesos.resources import Resources
 from mesos.testing.cluster import Cluster
 from mesos.testing.rawsched import RawScheduler
 from tests.integration.test_master_recovery import ack_until, operator
+from tests.integration.test_reservations import agent_total, form
 
 pytestmark = pytest.mark.slow
 
@@ -185,3 +188,68 @@ async def test_shared_volume_is_used_by_two_tasks_at_once(tmp_path: Path) -> Non
             assert sorted(p.name for p in on_disk.iterdir()) == ["a", "b"]
         finally:
             await s.close()
+
+
+async def test_a_volume_is_only_ever_named_whole(tmp_path: Path) -> None:
+    """32 of a 64 MB volume (or the volume twice) names no volume: LAUNCH, ACCEPT
+    DESTROY, DESTROY_VOLUMES and /master/destroy-volumes refuse it (400) and nothing
+    changes; the whole volume is then used and destroyed."""
+    with Cluster(tmp_path, agent_resources="cpus:4;mem:1024;disk:2048") as c:
+        s = RawScheduler(c.master_url)
+        master = c.master_url
+        try:
+            await s.subscribe(FW)
+            offer = (await s.next_event("OFFERS", timeout=30))["offers"]["offers"][0]
+            agent_id = offer["agent_id"]
+            vol = volume("v1")
+            part = {**vol, "scalar": {"value": 32}}
+            await accept(s, offer, RESERVE, {"type": "CREATE", "create": {"volumes": [vol]}},
+                         {"type": "LAUNCH", "launch": {"task_infos": [
+                             task("writer", agent_id, "echo kept > data/msg", vol)]}})
+            await ack_until(s, "writer", "TASK_FINISHED", timeout=60)
+            on_disk = tmp_path / "agent0" / "volumes" / "roles" / "db" / "v1"
+            info = tmp_path / "agent0" / "meta" / "resources" / "resources.info"
+            checkpointed = info.read_text()
+            assert Resources.from_json(json.loads(checkpointed)).volumes()[0].resources == \
+                Resources.from_json(vol)
+            before = await agent_total(master)
+
+            offer = await offer_with(s, "v1")
+            for operation, problem in (
+                ({"type": "LAUNCH", "launch": {"task_infos": [
+                    task("part", agent_id, "true", part)]}}, "is disk.*:64, not disk.*:32,"),
+                ({"type": "LAUNCH", "launch": {"task_infos": [
+                    {**task("twice", agent_id, "true", vol),
+                     "resources": [scalar("cpus", 0.25), vol, vol]}]}},
+                 "'v1' is named more than once"),
+                ({"type": "DESTROY", "destroy": {"volumes": [part]}}, "destroyed whole"),
+            ):
+                code, text = await s.call({"type": "ACCEPT", "framework_id": s.fw(), "accept": {
+                    "offer_ids": [offer["id"]], "operations": [operation]}})
+                assert code == 400 and re.search(problem, text), (code, text)
+            for volumes in ([part], [vol, vol]):
+                code, text = await operator(master, {"type": "DESTROY_VOLUMES", "destroy_volumes": {
+                    "agent_id": agent_id, "volumes": volumes}})
+                assert code == 400 and "destroyed whole" in text, (code, text)
+            code, text = await form(master, "/master/destroy-volumes", slaveId=agent_id["value"],
+                                    volumes=json.dumps([part]))
+            assert code == 400 and "destroyed whole" in text, (code, text)
+            assert await agent_total(master) == before
+            assert info.read_text() == checkpointed and (on_disk / "msg").is_file()
+
+            # The refused ACCEPTs left the offer as it was: the whole volume is used
+            # from it, then destroyed.
+            await accept(s, offer, {"type": "LAUNCH", "launch": {"task_infos": [
+                task("reader", agent_id, 'test "$(cat data/msg)" = kept', vol)]}})
+            assert (await final_statuses(s, {"reader"}))["reader"]["state"] == "TASK_FINISHED"
+        finally:
+            await s.close()
+        code, text = await operator(master, {"type": "DESTROY_VOLUMES", "destroy_volumes": {
+            "agent_id": agent_id, "volumes": [vol]}})
+        assert code == 202, text
+        assert (await agent_total(master)).volumes() == []
+        for _ in range(600):  # bounded: about a minute for the agent to delete it
+            if not on_disk.exists():
+                break
+            await asyncio.sleep(0.1)
+        assert not on_disk.exists(), c.logs()[-3000:]

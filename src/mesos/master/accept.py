@@ -145,6 +145,13 @@ class _Budget:
                 )
         exclusive = needed.non_shared()
         if not self.available.contains(exclusive):
+            problem = volumes_problem(exclusive, self.available,
+                                      "in the remaining offered resources")
+            if problem is not None:
+                raise ValidationError(
+                    f"Invalid '{where}.resources': {problem} (a task uses a persistent "
+                    "volume whole, as offered)"
+                )
             raise ValidationError(
                 f"Invalid '{where}.resources': task uses resources '{needed}' "
                 f"that are not in the remaining offered resources '{self.available}'"
@@ -154,6 +161,9 @@ class _Budget:
 
     def convert(self, old: Resources, new: Resources, where: str) -> None:
         if not self.available.contains(old):
+            problem = volumes_problem(old, self.available, "in the remaining offered resources")
+            if problem is not None:
+                raise ValidationError(f"Invalid '{where}': {problem}")
             raise ValidationError(
                 f"Invalid '{where}': '{old}' is not in the remaining offered resources "
                 f"'{self.available}'"
@@ -303,14 +313,35 @@ def whole_volume_problem(volume: Resources, held: Resources) -> str | None:
     ``held``, or None. A resize names the whole volume: Mesos never splits one, and
     a wrong size or path must not resize a volume it does not describe."""
     [wanted] = volume.volumes()
+    other = None
     for have in held.volumes():
         if (have.role, have.persistence_id) != (wanted.role, wanted.persistence_id):
             continue
         if have.resources == wanted.resources:
             return None
-        return (f"persistent volume '{wanted.persistence_id}' is {have.resources}, "
+        other = other or have
+    if other is not None:
+        return (f"persistent volume '{wanted.persistence_id}' is {other.resources}, "
                 f"not {wanted.resources},")
     return f"persistent volume '{wanted.persistence_id}' of role '{wanted.role}' is not found"
+
+
+def volumes_problem(wanted: Resources, held: Resources, where_held: str) -> str | None:
+    """Why the persistent volumes in ``wanted`` are not each one whole volume of
+    ``held`` (``where_held`` says where that is, for the message), or None. As in
+    Mesos a volume that is not shared is indivisible: a part of it (a smaller size,
+    another path or mode) names nothing, and naming it twice is not two volumes."""
+    named: set[tuple[str, str]] = set()
+    for volume in wanted.volumes():
+        ident = (volume.role, volume.persistence_id)
+        if not volume.shared:
+            if ident in named:
+                return f"persistent volume '{volume.persistence_id}' is named more than once"
+            named.add(ident)
+        problem = whole_volume_problem(volume.resources, held)
+        if problem is not None:
+            return f"{problem} {where_held}"
+    return None
 
 
 def check_unreserve(resources: Resources, where: str) -> None:
@@ -352,6 +383,11 @@ def check_destroy(volumes: Resources, where: str, agent_total: Resources | None,
     if volumes.persistent_volumes() != volumes:
         raise ValidationError(f"Invalid '{where}': only persistent volumes can be destroyed")
     if agent_total is not None and not agent_total.contains(volumes):
+        # A volume is destroyed whole: a part of one is refused, not half-destroyed.
+        problem = volumes_problem(volumes, agent_total, "on the agent")
+        if problem is not None:
+            raise ValidationError(f"Invalid '{where}': {problem} (a persistent volume is "
+                                  "destroyed whole)")
         raise ValidationError(f"Invalid '{where}': persistent volumes not found: {volumes}")
     busy = {(v.role, v.persistence_id) for v in in_use.volumes()}
     for volume in volumes.volumes():
