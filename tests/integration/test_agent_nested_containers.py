@@ -11,9 +11,11 @@ while the stream is still open, not only once it ends.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import http.client
 import json
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,7 +239,8 @@ def test_attach_input_bad_requests(agent: str, sleeper: dict[str, Any]) -> None:
     unknown = {"value": "never", "parent": parent}
     for body, headers, status, text in (
         (json.dumps(container_id_record(unknown)).encode(),
-         {"Content-Type": "application/json"}, 415, "application/recordio"),
+         {"Content-Type": "application/json"}, 415,
+         "Expecting 'Content-Type' to be application/recordio for ATTACH_CONTAINER_INPUT call"),
         (framed(container_id_record(unknown)), {"Content-Type": "application/recordio"}, 400,
          "Message-Content-Type"),
         (framed(container_id_record(unknown)), {**RECORDIO_HEADERS,
@@ -248,7 +251,7 @@ def test_attach_input_bad_requests(agent: str, sleeper: dict[str, Any]) -> None:
         (b"40\n{}", RECORDIO_HEADERS, 400, "ends inside a RecordIO record"),
         (framed(b"3\nnot"), RECORDIO_HEADERS, 400, "Failed to parse body into JSON"),
         (framed({"type": "GET_HEALTH"}), RECORDIO_HEADERS, 415,
-         "Streaming request is not supported for GET_HEALTH call"),
+         "Streaming 'Content-Type' application/recordio is not supported for GET_HEALTH call"),
         (framed({"type": "ATTACH_CONTAINER_INPUT"}), RECORDIO_HEADERS, 400,
          "Expecting 'attach_container_input' to be present"),
         (framed(stdin_record(b"x")), RECORDIO_HEADERS, 400, "'CONTAINER_ID'"),
@@ -256,7 +259,8 @@ def test_attach_input_bad_requests(agent: str, sleeper: dict[str, Any]) -> None:
          "attach_container_input.container_id.value"),
         (framed(container_id_record(unknown)), RECORDIO_HEADERS, 404,
          "Container " + sleeper["container"] + ".never cannot be found"),
-        (framed(container_id_record(parent)), RECORDIO_HEADERS, 400, "takes no input"),
+        # Mesos cannot attach to a container without an I/O switchboard: a 500.
+        (framed(container_id_record(parent)), RECORDIO_HEADERS, 500, "takes no input"),
     ):
         reply = post(agent, body, headers=headers)
         assert reply.status == status and text in reply.text, (body, reply.status, reply.text)
@@ -303,7 +307,9 @@ def test_data_after_eof_is_refused(agent: str, sleeper: dict[str, Any]) -> None:
         assert attach_input(agent, container_id_record(container_id),
                             stdin_record(b"")).status == 200
         late = attach_input(agent, container_id_record(container_id), stdin_record(b"late\n"))
-        assert late.status == 400 and "was closed" in late.text, (late.status, late.text)
+        # Mesos' switchboard writes to the closed descriptor, which fails: 500.
+        assert late.status == 500 and "Failed writing to stdin" in late.text \
+            and "was closed" in late.text, (late.status, late.text)
     finally:
         shown = call(agent, {"type": "GET_CONTAINERS", "get_containers": {"show_nested": True}})
         pids = [c["container_status"]["executor_pid"]
@@ -373,7 +379,7 @@ def test_launch_nested_container_running_twice_kill_and_attach(
     try:
         assert post(agent, body).status == 202  # running: Mesos' ALREADY_LAUNCHED
         no_input = attach_input(agent, container_id_record(container_id), stdin_record(b"x"))
-        assert no_input.status == 400 and "takes no input" in no_input.text, no_input.text
+        assert no_input.status == 500 and "takes no input" in no_input.text, no_input.text
         sandbox = Path(sleeper["directory"]) / "containers" / container_id["value"]
         (sandbox / "go").touch()
         # ATTACH_CONTAINER_OUTPUT follows its stdout file from the attach on.
@@ -415,7 +421,7 @@ def test_launch_container(agent: str, sleeper: dict[str, Any]) -> None:
         "container_id": container_id, "command": {"value": "exit 2"},
         "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}]}}
     reply = post(agent, body)
-    assert reply.status in (200, 202), reply.text  # 202 only if it is still running
+    assert reply.status == 200, (reply.status, reply.text)  # a fresh id: launched now
     waited = call(agent, {"type": "WAIT_CONTAINER", "wait_container": {
         "container_id": container_id}})
     assert waited["wait_container"] == {"exit_status": 2 << 8}
@@ -451,3 +457,143 @@ def test_launch_nested_container_bad_input(agent: str, sleeper: dict[str, Any]) 
         assert reply.status == status and text in reply.text, (body, reply.status, reply.text)
     shown = call(agent, {"type": "GET_CONTAINERS", "get_containers": {"show_nested": True}})
     assert all("parent" not in c["container_id"] for c in shown["get_containers"]["containers"])
+
+
+def test_input_reattached_after_the_client_drops_midstream(
+        agent: str, cluster: Cluster, sleeper: dict[str, Any]) -> None:
+    """A client that goes away in the middle of its input stream ends that stream only:
+    what it sent got through, the next one may attach (no 409 left behind), and the
+    agent logs no traceback for it."""
+    container_id = child_of(sleeper)
+    conn, launched = launch_session(agent, container_id, "cat")
+    dropped = InputStream(agent)
+    try:
+        seen: list[dict[str, Any]] = []
+        decoder = recordio.Decoder()
+        dropped.send(container_id_record(container_id), stdin_record(b"one\n"))
+        read_until(launched, decoder, seen, "STDOUT", b"one\n")
+        dropped.send(b"9\n{\"type\"")  # half a record, then the connection goes
+        dropped.close()
+
+        def reattached() -> Reply | None:
+            reply = attach_input(agent, container_id_record(container_id),
+                                 stdin_record(b"two\n"), stdin_record(b""))
+            return None if reply.status == 409 else reply
+
+        again = wait_for(reattached, 30, "the dropped input stream to be let go")
+        assert again.status == 200, (again.status, again.text)
+        seen += [json.loads(r) for r in decoder.feed(launched.read())]
+    finally:
+        dropped.close()
+        conn.close()
+    assert output(seen, "STDOUT") == b"one\ntwo\n"
+    assert wait_nested(agent, container_id) == {"exit_status": 0}
+    log = cluster.agents[0].log()
+    assert "Traceback" not in log and "never retrieved" not in log, log[-3000:]
+
+
+def launch_nested(agent: str, container_id: dict[str, Any], command: str,
+                  **extra: Any) -> Reply:
+    return post(agent, {"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": {
+        "container_id": container_id, "command": {"value": command}, **extra}})
+
+
+def test_concurrent_launches_of_one_id(agent: str, sleeper: dict[str, Any]) -> None:
+    """Two launches of one id at once: one starts it (200), the other is Mesos'
+    ALREADY_LAUNCHED (202), whether it came during the first's launch or after."""
+    container_id = child_of(sleeper)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda _: launch_nested(agent, container_id, "exec sleep 300"),
+                                range(2)))
+    try:
+        assert sorted(r.status for r in replies) == [200, 202], \
+            [(r.status, r.text) for r in replies]
+    finally:
+        post(agent, {"type": "KILL_NESTED_CONTAINER", "kill_nested_container": {
+            "container_id": container_id}})
+    assert wait_nested(agent, container_id) == {"exit_status": 9}
+
+
+def test_remove_deletes_the_sandbox(agent: str, sleeper: dict[str, Any]) -> None:
+    """REMOVE of a LAUNCH_NESTED_CONTAINER container deletes its sandbox, as Mesos does;
+    while it runs REMOVE is Mesos' failure. A launch that cannot start leaves none."""
+    container_id = child_of(sleeper)
+    sandbox = Path(sleeper["directory"]) / "containers" / container_id["value"]
+    assert launch_nested(agent, container_id,
+                         "echo hi; for i in $(seq 1 1200); do [ -e go ] && break; "
+                         "sleep 0.05; done").status == 200
+    remove = {"type": "REMOVE_NESTED_CONTAINER",
+              "remove_nested_container": {"container_id": container_id}}
+    early = post(agent, remove)
+    assert early.status == 500 and "has not terminated yet" in early.text, \
+        (early.status, early.text)
+    (sandbox / "go").touch()
+    assert wait_nested(agent, container_id) == {"exit_status": 0}
+    assert (sandbox / "stdout").read_text() == "hi\n"
+    removed = post(agent, remove)
+    assert removed.status == 200, removed.text
+    assert not sandbox.exists()
+    gone = post(agent, {"type": "WAIT_NESTED_CONTAINER",
+                        "wait_nested_container": {"container_id": container_id}})
+    assert gone.status == 404, (gone.status, gone.text)
+
+    failed = child_of(sleeper)
+    reply = post(agent, {"type": "LAUNCH_NESTED_CONTAINER", "launch_nested_container": {
+        "container_id": failed, "command": {"shell": False, "value": "/no/such/program"}}})
+    assert reply.status == 400 and "Failed to launch container" in reply.text, reply.text
+    assert not (Path(sleeper["directory"]) / "containers" / failed["value"]).exists()
+
+
+def test_tty_info_is_refused(agent: str, sleeper: dict[str, Any]) -> None:
+    """A ContainerInfo asking for a tty cannot be honoured (pipes here): 400, not ignored."""
+    tty = {"type": "MESOS", "tty_info": {"window_size": {"rows": 24, "columns": 80}}}
+    for name in ("launch_nested_container", "launch_container",
+                 "launch_nested_container_session"):
+        container_id = child_of(sleeper)
+        reply = post(agent, {"type": name.upper(), name: {
+            "container_id": container_id, "command": {"value": "true"}, "container": tty}})
+        assert reply.status == 400 and "The provided ContainerInfo is not supported" in \
+            reply.text, (name, reply.status, reply.text)
+        missing = post(agent, {"type": "WAIT_NESTED_CONTAINER", "wait_nested_container": {
+            "container_id": container_id}})
+        assert missing.status == 404, (name, missing.status)  # nothing was launched
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) ``sleep``: our nested container."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" and cmdline.startswith(b"sleep")
+
+
+def test_launched_nested_containers_end_with_the_agent(tmp_path: Path) -> None:
+    """LAUNCH_NESTED_CONTAINER processes do not outlive the agent that started them."""
+    with Cluster(tmp_path, agents=1) as own:
+        address = own.agent_url(0).removeprefix("http://")
+        run = Execute(own.master_url, "holder", "exec sleep 300")
+        pid = 0
+        try:
+            def parent() -> str | None:
+                for fw in http_json(f"http://{address}/state")["frameworks"]:
+                    for ex in fw["executors"]:
+                        if any(t["state"] == "TASK_RUNNING" for t in ex["tasks"]):
+                            return str(ex["directory"]) + "|" + str(ex["container"])
+                return None
+
+            directory, container = wait_for(parent, 60, "task holder to run").split("|")
+            child = {"value": "stays", "parent": {"value": container}}
+            reply = launch_nested(address, child, "echo $$ > pid; exec sleep 300")
+            assert reply.status == 200, reply.text
+            pid_file = Path(directory) / "containers" / "stays" / "pid"
+            pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(),
+                               30, "the nested container to start"))
+            assert wait_for(lambda: _running(pid), 30, "its sleep to run")
+            own.agents[0].stop(timeout=30)
+            wait_for(lambda: not _running(pid), 30, "the nested container to be killed")
+        finally:
+            run.stop()
+            if pid and _running(pid):  # only what this test started, by its pid
+                os.kill(pid, signal.SIGKILL)

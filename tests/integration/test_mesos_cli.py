@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -269,6 +270,32 @@ def test_task_exec_interactive(cluster: Cluster, sleeper: dict[str, Any]) -> Non
     assert long.stdout == lines
 
 
+def test_task_exec_interactive_input_the_command_cannot_take(cluster: Cluster,
+                                                             sleeper: dict[str, Any]) -> None:
+    """The command closed its stdin but runs on: the agent refuses our input (500
+    Failed writing to stdin), so exec kills the command and exits 1 saying why, instead
+    of waiting on a command that never ends."""
+    assert MESOS.exists(), f"{MESOS} is not installed: run .venv/bin/pip install -e . --no-deps"
+    base = {k: v for k, v in os.environ.items() if k != "MESOS_MASTER"}
+    exec_ = subprocess.Popen(
+        [str(MESOS), "--master", cluster.master_url, "task", "exec", "-i", "sleeper",
+         "sh", "-c", "exec 0<&-; echo closed; exec sleep 300"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=base)
+    try:
+        assert exec_.stdout is not None and exec_.stdin is not None
+        assert exec_.stdout.readline() == "closed\n"  # its stdin is closed by now
+        out, err = exec_.communicate(input="too late\n", timeout=120)
+    finally:
+        if exec_.poll() is None:
+            exec_.kill()
+            exec_.wait()
+    assert exec_.returncode == 1, (out, err)
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Failed writing to stdin" in errors[0], err
+    assert "the command was killed" in errors[0], err
+
+
 def test_quota_and_weights(cluster: Cluster) -> None:
     master = cluster.master_url
     assert mesos("weights", "set", "eng=2", "ops=0.5", master=master).returncode == 0
@@ -390,16 +417,31 @@ def test_master_found_through_zookeeper(cluster: Cluster, tmp_path: Path) -> Non
             client.close()
 
 
+# How long the fake agent's session output may wait for a kill: longer than the CLI
+# runs below may take, so a CLI that never kills its command hangs past their timeout.
+OUTPUT_HOLD = 90.0
+EXEC_TIMEOUT = 45.0
+
+
 class NestedContainerAgent:
     """A master and an agent in one small server, the agent offering the nested container
     session calls, so ``task exec``'s side of that wire format is checked byte for byte
     apart from our own agent's. Runs its own loop in a thread; real sockets."""
 
-    def __init__(self, hold_output_for_inputs: int = 0) -> None:
+    def __init__(self, hold_output_for_inputs: int = 0, input_statuses: tuple[int, ...] = (),
+                 kill_status: int = 200, hold_output_until_killed: bool = False) -> None:
         self.port = free_port()
         # The session's output waits for this many input streams (as cat would).
         self.hold = hold_output_for_inputs
         self.inputs_in = asyncio.Event()
+        # The answers to the input streams in turn (200 once they run out), and to
+        # KILL_NESTED_CONTAINER (404: the command had ended already).
+        self.input_statuses = list(input_statuses)
+        self.kill_status = kill_status
+        # The session's output waits for KILL_NESTED_CONTAINER, as cat's would for a
+        # stdin that nobody closes (bounded: OUTPUT_HOLD seconds).
+        self.hold_until_killed = hold_output_until_killed
+        self.killed = asyncio.Event()
         self.calls: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         # The ATTACH_CONTAINER_INPUT requests: their headers and decoded records.
@@ -431,17 +473,25 @@ class NestedContainerAgent:
             self.inputs.append((dict(request.headers), sent))
             if len(self.inputs) >= self.hold:
                 self.inputs_in.set()
-            return web.Response(status=200)
+            status = self.input_statuses.pop(0) if self.input_statuses else 200
+            return web.Response(status=status,
+                                text="Failed writing to stdin" if status != 200 else None)
         call = await request.json()
         self.calls.append(call)
         self.headers.append(dict(request.headers))
         if call["type"] == "WAIT_NESTED_CONTAINER":
             return web.json_response({"type": "WAIT_NESTED_CONTAINER",
                                       "wait_nested_container": {"exit_status": 3 << 8}})
+        if call["type"] == "KILL_NESTED_CONTAINER":
+            self.killed.set()
+            return web.Response(status=self.kill_status)
         response = web.StreamResponse(headers={"Content-Type": "application/recordio"})
         await response.prepare(request)
         if self.hold:
             await asyncio.wait_for(self.inputs_in.wait(), 30)
+        if self.hold_until_killed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.killed.wait(), OUTPUT_HOLD)
         records = [{"type": "CONTROL", "control": {"type": "HEARTBEAT"}},
                    {"type": "DATA", "data": {"type": "STDOUT", "data": "exec-out\n"}},
                    {"type": "DATA", "data": {"type": "STDERR", "data": "exec-err\n"}}]
@@ -524,3 +574,52 @@ def test_task_exec_interactive_sends_stdin_in_records() -> None:
     assert all(d["type"] == "STDIN" for d in data)
     assert b"".join(base64.b64decode(d["data"]) for d in data) == b"line one\nline two\n"
     assert data[-1]["data"] == ""  # EOF last
+
+
+def exec_with_stdin(fake: NestedContainerAgent, *args: str,
+                    stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``mesos task exec ARGS`` against ``fake`` with ``stdin`` piped in, bounded by
+    EXEC_TIMEOUT (a hang fails the test with TimeoutExpired)."""
+    assert MESOS.exists(), f"{MESOS} is not installed: run .venv/bin/pip install -e . --no-deps"
+    base = {k: v for k, v in os.environ.items() if k != "MESOS_MASTER"}
+    return subprocess.run([str(MESOS), "--master", fake.address, "task", "exec", *args],
+                          input=stdin, capture_output=True, text=True, timeout=EXEC_TIMEOUT,
+                          env=base)
+
+
+def test_task_exec_input_refused_kills_the_command_and_fails() -> None:
+    """Input the agent refuses would leave the command waiting on an open stdin and exec
+    on its output: exec kills the command and exits 1 with one line saying why."""
+    for args, stdin in ((("t1", "cat"), ""), (("-i", "t1", "cat"), "hi\n")):
+        with NestedContainerAgent(input_statuses=(500,), hold_output_until_killed=True) as fake:
+            result = exec_with_stdin(fake, *args, stdin=stdin)
+        line = one_line_error(result)
+        assert "ATTACH_CONTAINER_INPUT failed: 500" in line and "Failed writing to stdin" in line
+        assert "the command was killed" in line, line
+        launch, kill = fake.calls
+        assert kill == {"type": "KILL_NESTED_CONTAINER", "kill_nested_container": {
+            "container_id": launch["launch_nested_container_session"]["container_id"]}}
+        assert len(fake.inputs) == 1  # -i: the check failed, no stream of our stdin followed
+
+
+def test_task_exec_interactive_stream_refused_midway() -> None:
+    """-i whose check passes but whose stream is refused: said at once, the command
+    killed, exec exits 1 once the output ends (no WAIT: the status would be the kill's)."""
+    with NestedContainerAgent(input_statuses=(200, 500), hold_output_until_killed=True) as fake:
+        result = exec_with_stdin(fake, "-i", "t1", "cat", stdin="hi\n")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stdout == "exec-out\n"
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "ATTACH_CONTAINER_INPUT failed: 500" in errors[0], result.stderr
+    assert [c["type"] for c in fake.calls] == ["LAUNCH_NESTED_CONTAINER_SESSION",
+                                              "KILL_NESTED_CONTAINER"]
+
+
+def test_task_exec_input_refused_after_the_command_ended() -> None:
+    """A refusal that raced the command's exit (the kill finds it gone: 404) is no error."""
+    with NestedContainerAgent(input_statuses=(500,), kill_status=404) as fake:
+        result = exec_with_stdin(fake, "t1", "cat")
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert result.stdout == "exec-out\n" and result.stderr == "exec-err\n"
+    assert [c["type"] for c in fake.calls] == ["LAUNCH_NESTED_CONTAINER_SESSION",
+                                              "KILL_NESTED_CONTAINER", "WAIT_NESTED_CONTAINER"]

@@ -23,7 +23,8 @@ executor's sandbox and with the executor's environment, tracked by this module (
 by the core): the posix launcher has no namespaces to enter, so "inside the container"
 means the same sandbox, environment and user. Its session ends when the command exits,
 when the client goes away, when it is killed, or when its parent executor ends; the
-exit status is kept (the last ``MAX_ENDED`` of them) for WAIT_NESTED_CONTAINER. A
+exit status is kept (the last ``MAX_ENDED`` of them) for WAIT_NESTED_CONTAINER, until
+REMOVE_NESTED_CONTAINER forgets it (and deletes its sandbox, if it has one). A
 session's stdin is a pipe that ATTACH_CONTAINER_INPUT writes to (an empty DATA record
 closes it), as Mesos' I/O switchboard does. LAUNCH_NESTED_CONTAINER starts the same kind
 of process without a session: no stdin, its output in ``stdout``/``stderr`` of its own
@@ -42,13 +43,15 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import stat
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from aiohttp import StreamReader, web
+from aiohttp import ClientPayloadError, StreamReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from mesos import __version__
 from mesos.agent import api_operator, files, launcher, paths
@@ -350,8 +353,10 @@ class NestedContainers:
         # The watchers of containers launched without a session (kept from being
         # garbage-collected while they run).
         self.watchers: set[asyncio.Task[None]] = set()
-        # Ids being launched right now: a second launch of one is ALREADY_LAUNCHED.
-        self.launching: set[tuple[str, ...]] = set()
+        # Ids being launched right now, each with an event set once its launch is over
+        # (launched or failed): a second launch of one is ALREADY_LAUNCHED, and WAIT,
+        # KILL and REMOVE of one first wait for that.
+        self.launching: dict[tuple[str, ...], asyncio.Event] = {}
 
     def running(self, key: tuple[str, ...]) -> bool:
         """Whether ``key`` runs or is being launched (a launch of it answers 202)."""
@@ -359,6 +364,22 @@ class NestedContainers:
 
     def find(self, key: tuple[str, ...]) -> Nested | None:
         return self.live.get(key) or self.ended.get(key)
+
+    def begin_launch(self, key: tuple[str, ...]) -> None:
+        """``key`` is being launched: what is kept of an earlier container of that id
+        goes now, so a WAIT from here on is for the new one."""
+        self.ended.pop(key, None)
+        self.launching[key] = asyncio.Event()
+
+    def end_launch(self, key: tuple[str, ...]) -> None:
+        event = self.launching.pop(key, None)
+        if event is not None:
+            event.set()
+
+    async def settled(self, key: tuple[str, ...]) -> None:
+        """Return once ``key`` is not being launched (bounded by the launches' own end)."""
+        while (event := self.launching.get(key)) is not None:
+            await event.wait()
 
     def finish(self, nested: Nested) -> None:
         if self.live.get(nested.key) is nested:
@@ -372,11 +393,19 @@ class NestedContainers:
         nested.done.set()
 
     async def kill_all(self) -> None:
-        """Kill every running nested container (the agent is going away)."""
+        """Kill every running nested container (the agent is going away). A launch under
+        way sees ``closing`` once its process runs and kills it itself; the watchers of
+        containers launched without a session are cancelled (each kills its container)
+        and awaited, so none outlives the agent."""
         self.closing.set()
         pids = [n.process.pid for n in self.live.values() if n.process.returncode is None]
         for pid in pids:
             await asyncio.to_thread(launcher.kill_session, pid)
+        watchers = list(self.watchers)
+        for watcher in watchers:
+            watcher.cancel()
+        if watchers:
+            await asyncio.gather(*watchers, return_exceptions=True)
 
 
 NESTED: web.AppKey[NestedContainers] = web.AppKey("agent_nested", NestedContainers)
@@ -629,8 +658,9 @@ def _read(real: str, offset: int, length: int) -> tuple[int, bytes]:
 # ---------------------------------------------------------------------- handlers
 
 
-# The largest ATTACH_CONTAINER_INPUT record taken (the Mesos CLI sends 1 KiB ones).
-MAX_INPUT_RECORD = 16 * 1024 * 1024
+# The largest ATTACH_CONTAINER_INPUT record taken (the Mesos CLI sends 1 KiB ones, ours
+# 64 KiB ones): a record is decoded on the event loop, so it must stay small.
+MAX_INPUT_RECORD = 1024 * 1024
 
 
 class RecordReader:
@@ -645,7 +675,13 @@ class RecordReader:
     async def next(self) -> bytes | None:
         """The next record; None where the body ends. Broken framing is a 400."""
         while not self._ready:
-            piece = await self._stream.readany()
+            try:
+                piece = await self._stream.readany()
+            except (OSError, ClientPayloadError, HttpProcessingError) as exc:
+                # The client went away mid-body (reset, or chunked framing cut short):
+                # the stream has ended, there is nobody left to answer.
+                log.debug("A streaming request's body ended early: %s", exc)
+                return None
             if not piece:
                 if self._decoder.in_record:
                     raise CallError(400, "Failed to decode the request body: it ends inside "
@@ -789,6 +825,15 @@ async def _empty(request: web.Request, agent: Agent, body: dict[str, Any],
     return _ok(str(body["type"]), {})
 
 
+def _no_tty(sub: dict[str, Any]) -> None:
+    """A launch's ``container`` (ContainerInfo) asking for a tty is refused, as Mesos
+    refuses a ContainerInfo it cannot honour: here stdin and stdout are pipes."""
+    container = sub.get("container")
+    if isinstance(container, dict) and container.get("tty_info") is not None:
+        raise CallError(400, "The provided ContainerInfo is not supported: this agent "
+                             "gives nested containers no tty ('tty_info' is set)")
+
+
 def _command(sub: dict[str, Any], where: str) -> v1.CommandInfo:
     raw = sub.get("command")
     if raw is None:
@@ -864,23 +909,26 @@ async def _launch_session(request: web.Request, agent: Agent, body: dict[str, An
     call = "launch_nested_container_session"
     key = _nested_id(body, "LAUNCH_NESTED_CONTAINER_SESSION")
     command = _command(body[call], call)
+    _no_tty(body[call])
     registry = request.app[NESTED]
     if registry.closing.is_set():
         raise CallError(503, "The agent is shutting down")
     if registry.running(key):
         return web.Response(status=202)  # Mesos: ALREADY_LAUNCHED
     executor = _parent_executor(agent, key)
-    registry.launching.add(key)
+    registry.begin_launch(key)
     try:
         process = await _spawn(command, executor.directory,
                                _session_env(agent, executor, command))
+        # Its stdin stays open until an ATTACH_CONTAINER_INPUT sends EOF (or it ends),
+        # as behind Mesos' I/O switchboard.
+        nested = Nested(key, executor.framework_id, executor.id, process,
+                        stdin=process.stdin)
+        registry.live[key] = nested
     finally:
-        registry.launching.discard(key)
-    # Its stdin stays open until an ATTACH_CONTAINER_INPUT sends EOF (or it ends), as
-    # behind Mesos' I/O switchboard.
-    nested = Nested(key, executor.framework_id, executor.id, process, stdin=process.stdin)
-    registry.ended.pop(key, None)
-    registry.live[key] = nested
+        registry.end_launch(key)
+    if registry.closing.is_set():  # the agent began stopping while this one started
+        await _abandon(registry, nested)
     log.info("Launched nested container %s (session %d) in the sandbox of executor '%s' of "
              "framework %s", nested.name, process.pid, executor.id, executor.framework_id)
     return await _run_session(request, agent, registry, nested, executor, media)
@@ -908,20 +956,84 @@ STANDALONE_REFUSAL = (
     "(set 'container_id.parent')")
 
 
-def _nested_sandbox(parent: str, child: str) -> tuple[str, int, int]:
+@dataclasses.dataclass
+class _Sandbox:
+    """A nested container's sandbox as prepared for its launch."""
+
+    directory: str
+    created: bool  # by this launch (so a failed launch leaves nothing behind)
+    out: int
+    err: int
+
+    def close(self) -> None:
+        for fd in (self.out, self.err):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _nested_sandbox(parent: str, child: str) -> _Sandbox:
     """Create the sandbox of a container launched without a session (Mesos' place:
     ``containers/<id>`` in the parent's) and open its stdout and stderr for appending
     (blocking). The caller closes both descriptors."""
     directory = os.path.join(parent, "containers", child)
+    created = not os.path.isdir(directory)
     os.makedirs(directory, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-    out = os.open(os.path.join(directory, "stdout"), flags, 0o644)
     try:
-        err = os.open(os.path.join(directory, "stderr"), flags, 0o644)
+        out = os.open(os.path.join(directory, "stdout"), flags, 0o644)
+        try:
+            err = os.open(os.path.join(directory, "stderr"), flags, 0o644)
+        except OSError:
+            os.close(out)
+            raise
     except OSError:
-        os.close(out)
+        if created:
+            _remove_sandbox(directory)
         raise
-    return directory, out, err
+    return _Sandbox(directory, created, out, err)
+
+
+def _remove_sandbox(directory: str) -> None:
+    """Delete a nested container's sandbox (blocking), as Mesos' REMOVE does."""
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+async def _prepare_sandbox(parent: str, child: str) -> _Sandbox:
+    """:func:`_nested_sandbox` on a worker thread. Should the launch be cancelled
+    meanwhile, the descriptors it opens are closed once it is done, not leaked."""
+    prepare = asyncio.ensure_future(asyncio.to_thread(_nested_sandbox, parent, child))
+    try:
+        return await asyncio.shield(prepare)
+    except asyncio.CancelledError:
+        def close(done: asyncio.Future[_Sandbox]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                done.result().close()
+
+        prepare.add_done_callback(close)
+        raise
+
+
+async def _off_loop(fn: Callable[[int], object], pid: int) -> None:
+    """``fn(pid)`` on a worker thread; on the loop itself where none can be had any
+    more (the loop is shutting down)."""
+    try:
+        await asyncio.to_thread(fn, pid)
+    except RuntimeError:
+        fn(pid)
+
+
+async def _abandon(registry: NestedContainers, nested: Nested) -> None:
+    """A launch that completed once the agent had begun stopping (``kill_all`` did not
+    see it): kill it, keep it as ended, and answer 503."""
+    log.info("Destroying nested container %s: the agent is shutting down", nested.name)
+    nested.message = "The agent is shutting down"
+    await _off_loop(launcher.kill_session, nested.process.pid)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(_exited(nested.process), 10.0)
+    if nested.process.returncode is not None:
+        nested.exit_status = launcher.wait_status(nested.process.returncode)
+    registry.finish(nested)
+    raise CallError(503, "The agent is shutting down")
 
 
 async def _launch_nested(request: web.Request, agent: Agent, body: dict[str, Any],
@@ -937,33 +1049,39 @@ async def _launch_nested(request: web.Request, agent: Agent, body: dict[str, Any
             raise CallError(501, STANDALONE_REFUSAL)
         raise _invalid(f"Expecting '{name}.container_id.parent' to be present")
     command = _command(body[name], name)
+    _no_tty(body[name])
     registry = request.app[NESTED]
     if registry.closing.is_set():
         raise CallError(503, "The agent is shutting down")
     if registry.running(key):
         return web.Response(status=202)  # Mesos: ALREADY_LAUNCHED
     executor = _parent_executor(agent, key)
-    registry.launching.add(key)
+    registry.begin_launch(key)
     try:
         try:
-            sandbox, out, err = await asyncio.to_thread(
-                _nested_sandbox, executor.directory, key[-1])
+            prepared = await _prepare_sandbox(executor.directory, key[-1])
         except OSError as exc:
             raise CallError(500, f"Failed to launch container: cannot prepare its sandbox: "
                                  f"{exc.strerror or exc}") from None
+        sandbox = prepared.directory
         try:
             process = await _spawn(command, sandbox,
                                    _session_env(agent, executor, command, sandbox),
-                                   stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err)
+                                   stdin=asyncio.subprocess.DEVNULL, stdout=prepared.out,
+                                   stderr=prepared.err)
+        except BaseException:
+            if prepared.created:  # nothing ran in it: leave nothing behind
+                await asyncio.to_thread(_remove_sandbox, sandbox)
+            raise
         finally:
-            os.close(out)
-            os.close(err)
+            prepared.close()
+        nested = Nested(key, executor.framework_id, executor.id, process, session=False,
+                        sandbox=sandbox)
+        registry.live[key] = nested
     finally:
-        registry.launching.discard(key)
-    nested = Nested(key, executor.framework_id, executor.id, process, session=False,
-                    sandbox=sandbox)
-    registry.ended.pop(key, None)
-    registry.live[key] = nested
+        registry.end_launch(key)
+    if registry.closing.is_set():  # the agent began stopping while this one started
+        await _abandon(registry, nested)
     log.info("Launched nested container %s (pid %d, sandbox %s) under executor '%s' of "
              "framework %s", nested.name, process.pid, sandbox, executor.id,
              executor.framework_id)
@@ -985,15 +1103,18 @@ async def _watch(agent: Agent, registry: NestedContainers, nested: Nested,
             await asyncio.wait({exited}, timeout=PARENT_POLL)
             if not exited.done():
                 await _end_if_orphaned(agent, nested, executor)
-        await asyncio.to_thread(launcher.kill_session_remains, process.pid)
         nested.exit_status = launcher.wait_status(exited.result())
     finally:
-        if not exited.done():  # cancelled: the agent is stopping, nothing outlives it
-            exited.cancel()
-            launcher.kill_session(process.pid)
-        registry.finish(nested)
-        log.info("Nested container %s ended with wait status %s", nested.name,
-                 nested.exit_status)
+        try:
+            if exited.done():  # what it left in its session goes with it
+                await _off_loop(launcher.kill_session_remains, process.pid)
+            else:  # cancelled: the agent is stopping, nothing outlives it
+                exited.cancel()
+                await _off_loop(launcher.kill_session, process.pid)
+        finally:
+            registry.finish(nested)
+            log.info("Nested container %s ended with wait status %s", nested.name,
+                     nested.exit_status)
 
 
 async def _exited(process: asyncio.subprocess.Process) -> int:
@@ -1054,6 +1175,7 @@ async def _run_session(request: web.Request, agent: Agent, registry: NestedConta
     interval = HEARTBEAT_INTERVAL
     if "http_heartbeat_interval" in agent.flags:
         interval = float(agent.flags.http_heartbeat_interval)
+    response: web.StreamResponse | None = None
     try:
         response = await _stream_response(request, media)
         open_pumps = len(pumps)
@@ -1090,6 +1212,13 @@ async def _run_session(request: web.Request, agent: Agent, registry: NestedConta
         nested.exit_status = launcher.wait_status(await waiter)
         await response.write_eof()
         return response
+    except ConnectionResetError:
+        # The client went away (aiohttp's ClientConnectionResetError is one): the session
+        # ends with it, below; nobody is left to answer, and it is no server error.
+        log.info("The client of nested container %s went away", nested.name)
+        if response is None:
+            raise
+        return response
     finally:
         if not waiter.done():
             log.info("Destroying nested container %s: its session ended early", nested.name)
@@ -1118,7 +1247,9 @@ async def _wait(request: web.Request, agent: Agent, body: dict[str, Any],
                 media: Media) -> web.StreamResponse:
     call = str(body["type"])
     key = _nested_id(body, call)
-    nested = request.app[NESTED].find(key)
+    registry = request.app[NESTED]
+    await registry.settled(key)  # one being launched: its launch decides what to wait for
+    nested = registry.find(key)
     if nested is None:
         raise CallError(404, f"Container {'.'.join(key)} cannot be found")
     await nested.done.wait()
@@ -1135,7 +1266,9 @@ async def _kill(request: web.Request, agent: Agent, body: dict[str, Any],
         signum = _int(sub["signal"], f"{call.lower()}.signal", minimum=1)
         if signum >= signal.NSIG:
             raise _invalid(f"'{call.lower()}.signal' {signum} is not a signal")
-    nested = request.app[NESTED].live.get(key)
+    registry = request.app[NESTED]
+    await registry.settled(key)  # one being launched is killed once it runs
+    nested = registry.live.get(key)
     if nested is None or nested.process.returncode is not None:
         raise CallError(404, f"Container '{'.'.join(key)}' cannot be found (or is already killed)")
     log.info("Sending signal %d to nested container %s", signum, nested.name)
@@ -1146,13 +1279,17 @@ async def _kill(request: web.Request, agent: Agent, body: dict[str, Any],
 
 async def _remove(request: web.Request, agent: Agent, body: dict[str, Any],
                   media: Media) -> web.StreamResponse:
-    """Forget an ended nested container (Mesos removes its runtime state)."""
+    """Forget an ended nested container and delete its sandbox, as Mesos removes its
+    runtime state and sandbox; one still running (or being launched) is refused with
+    Mesos' failure (a 500)."""
     call = str(body["type"])
     key = _nested_id(body, call)
     registry = request.app[NESTED]
-    if key in registry.live:
-        raise CallError(400, f"Container {'.'.join(key)} is still running")
-    registry.ended.pop(key, None)
+    if registry.running(key):
+        raise CallError(500, "Nested container has not terminated yet")
+    ended = registry.ended.pop(key, None)
+    if ended is not None and ended.sandbox is not None:
+        await asyncio.to_thread(_remove_sandbox, ended.sandbox)
     return web.Response(status=200)
 
 
@@ -1182,9 +1319,12 @@ async def _attach_nested(request: web.Request, nested: Nested,
     nested.listeners.append(queue)
     try:
         response = await _stream_response(request, media)
-        while (record := await queue.get()) is not None:
-            await response.write(record)
-        await response.write_eof()
+        try:
+            while (record := await queue.get()) is not None:
+                await response.write(record)
+            await response.write_eof()
+        except ConnectionResetError:  # the client went away: no server error
+            log.debug("An output client of nested container %s went away", nested.name)
         return response
     finally:
         nested.listeners.remove(queue)
@@ -1206,6 +1346,10 @@ async def _before_end(work: Awaitable[_T], nested: Nested) -> tuple[bool, _T | N
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        elif not task.cancelled():
+            # Retrieved here whatever happens next, so that a failure of ``work`` when
+            # this is itself cancelled is not logged as "never retrieved".
+            task.exception()
     if task.cancelled():
         return False, None
     return True, task.result()
@@ -1262,7 +1406,8 @@ def _stdin_data(call: dict[str, Any]) -> bytes | None:
 
 
 def _no_stdin(name: str) -> CallError:
-    return CallError(400, f"Container {name} takes no input: only nested containers "
+    # Mesos fails to attach to a container without an I/O switchboard: a 500.
+    return CallError(500, f"Container {name} takes no input: only nested containers "
                           "launched with LAUNCH_NESTED_CONTAINER_SESSION have a stdin to "
                           "attach to here")
 
@@ -1312,8 +1457,8 @@ async def _attach_input(request: web.Request, agent: Agent, body: dict[str, Any]
                 log.debug("EOF to the stdin of nested container %s", name)
                 nested.close_stdin()
                 continue
-            if nested.stdin is None:
-                raise CallError(400, f"Failed writing to stdin: the stdin of container {name} "
+            if nested.stdin is None:  # Mesos' write to the closed descriptor fails: 500
+                raise CallError(500, f"Failed writing to stdin: the stdin of container {name} "
                                      "was closed (an empty DATA record was sent)")
             writer = nested.stdin
             try:
@@ -1359,22 +1504,25 @@ async def _attach_files(request: web.Request, registry: NestedContainers, sandbo
     response = await _stream_response(request, media)
     loop = asyncio.get_running_loop()
     next_beat = loop.time() + HEARTBEAT_INTERVAL
-    while True:
-        running = alive()
-        wrote = False
-        for kind, path in sources.items():
-            data, offsets[kind] = await asyncio.to_thread(_tail, path, offsets[kind])
-            if data:
-                await response.write(_process_io(kind, data))
-                wrote = True
-        if not running or registry.closing.is_set():
-            break
-        if not wrote:
-            if loop.time() >= next_beat:
-                await response.write(_heartbeat(HEARTBEAT_INTERVAL))
-                next_beat = loop.time() + HEARTBEAT_INTERVAL
-            await asyncio.sleep(TAIL_POLL)
-    await response.write_eof()
+    try:
+        while True:
+            running = alive()
+            wrote = False
+            for kind, path in sources.items():
+                data, offsets[kind] = await asyncio.to_thread(_tail, path, offsets[kind])
+                if data:
+                    await response.write(_process_io(kind, data))
+                    wrote = True
+            if not running or registry.closing.is_set():
+                break
+            if not wrote:
+                if loop.time() >= next_beat:
+                    await response.write(_heartbeat(HEARTBEAT_INTERVAL))
+                    next_beat = loop.time() + HEARTBEAT_INTERVAL
+                await asyncio.sleep(TAIL_POLL)
+        await response.write_eof()
+    except ConnectionResetError:  # the client went away: no server error
+        log.debug("An output client of %s went away", sandbox)
     return response
 
 
@@ -1486,10 +1634,11 @@ async def operator_api(request: web.Request) -> web.StreamResponse:
         return responses.bad_request(f"Failed to validate agent::Call: Expecting 'type' to be "
                                      f"present{suffix}")
     if media.records is not None and call != "ATTACH_CONTAINER_INPUT":
-        return responses.text(415, f"Streaming request is not supported for {call} call")
+        return responses.text(415, f"Streaming 'Content-Type' {RECORDIO} is not supported "
+                                   f"for {call} call")
     if media.records is None and call == "ATTACH_CONTAINER_INPUT":
-        return responses.text(415, f"Expecting 'Content-Type' of {RECORDIO} for {call} call: "
-                                   "its body is a stream of records")
+        return responses.text(415, f"Expecting 'Content-Type' to be {RECORDIO} for {call} "
+                                   "call")
     if media.streaming and call not in STREAMING:
         return responses.text(406, f"Streaming response is not supported for {call} call")
     handler = _HANDLERS.get(call)

@@ -159,7 +159,21 @@ class _Endpoint:
             conn.connect()
             if conn.sock is not None:
                 conn.sock.settimeout(None)
-            conn.request("POST", path, body=chunks, headers=headers, encode_chunked=True)
+            try:
+                conn.request("POST", path, body=chunks, headers=headers, encode_chunked=True)
+            except OSError:
+                # The agent may have answered and closed before taking all of the body
+                # (a refusal, or the container ended): its answer says why, if it can
+                # still be read; if not, the broken pipe is the failure.
+                try:
+                    response = conn.getresponse()
+                except (OSError, http.client.HTTPException):
+                    pass
+                else:
+                    data = response.read()
+                    return HttpResponse(response.status, response.reason, data,
+                                        response.getheader("Content-Type") or "")
+                raise
             response = conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:

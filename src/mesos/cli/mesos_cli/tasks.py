@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from mesos.cli.mesos_cli.client import AgentClient, CliError, HttpResponse, call_error
+from mesos.cli.mesos_cli.client import AgentClient, CliError, call_error
 from mesos.cli.mesos_cli.context import Ctx, fmt_number, json_option, pass_ctx
 from mesos.cli.mesos_cli.sandbox import (
     FileReader,
@@ -129,7 +129,8 @@ def exec_cmd(ctx: Ctx, task_id: str, command: tuple[str, ...], framework_id: str
 
     Uses the agent's LAUNCH_NESTED_CONTAINER_SESSION call; exits with the command's
     exit code. COMMAND's stdin is empty, unless --interactive (-i, before TASK) sends
-    ours through ATTACH_CONTAINER_INPUT while its output streams.
+    ours through ATTACH_CONTAINER_INPUT while its output streams. Should the agent
+    refuse that input, COMMAND is killed and exec exits 1, saying why.
     """
     if command and command[0] == "--":  # `mesos task exec TASK -- CMD ...`
         command = command[1:]
@@ -153,10 +154,12 @@ def exec_cmd(ctx: Ctx, task_id: str, command: tuple[str, ...], framework_id: str
          "Message-Accept": "application/json"})
     if not 200 <= head.status < 300:
         raise CliError(call_error("agent", sandbox.agent.address, name, head))
-    # The session runs (its stream is up): now its stdin can be attached.
+    # The session runs (its stream is up): now its stdin can be attached. A refusal
+    # kills the command (it would wait forever on a stdin nobody closes) and is our error.
     feeder = StdinFeeder(sandbox.agent, container_id)
     if interactive:
-        feeder.start()
+        if feeder.attach():
+            feeder.start()
     else:
         feeder.close_input()  # the command reads EOF, as it always did
     decoder = recordio.Decoder()
@@ -166,7 +169,8 @@ def exec_cmd(ctx: Ctx, task_id: str, command: tuple[str, ...], framework_id: str
                 _relay(json.loads(record))
     except (recordio.RecordIOError, ValueError) as exc:
         raise CliError(f"the agent's output stream is malformed: {exc}") from None
-    feeder.report()
+    if feeder.error is not None:  # said on stderr when it happened; the command was killed
+        click.get_current_context().exit(1)
     wait = sandbox.agent.call({"type": "WAIT_NESTED_CONTAINER",
                                "wait_nested_container": {"container_id": container_id}})
     click.get_current_context().exit(_exit_code(wait))
@@ -190,42 +194,80 @@ def _input_record(container_id: dict[str, Any] | None, data: bytes | None = None
 
 
 class StdinFeeder:
-    """Our stdin to a session's, through ATTACH_CONTAINER_INPUT, on a thread of its own
-    while the main thread relays the output. A failure is kept for :meth:`report`."""
+    """Our stdin to a session's, through ATTACH_CONTAINER_INPUT.
+
+    Input that does not get through would leave the command waiting on a stdin that
+    never ends (and ``exec`` waiting on its output): so a refusal kills the command at
+    once. A refusal that only raced the command's own exit (the kill finds it gone) is
+    no failure. With -i the check that we may attach runs before any output is relayed,
+    and the stream itself on a thread of its own while the main thread relays output.
+    """
 
     def __init__(self, agent: AgentClient, container_id: dict[str, Any]) -> None:
         self.agent = agent
         self.container_id = container_id
+        # Why input failed (said on stderr when it happened); exec then exits 1.
         self.error: str | None = None
         self._thread = threading.Thread(target=self._run, name="stdin", daemon=True)
 
-    def _send(self, chunks: Iterable[bytes]) -> HttpResponse:
-        return self.agent.send_stream("/api/v1", chunks, INPUT_HEADERS)
+    def _deliver(self, chunks: Iterable[bytes]) -> str | None:
+        """Send one input stream; why it failed, or None (404: the command ended first)."""
+        try:
+            answer = self.agent.send_stream("/api/v1", chunks, INPUT_HEADERS)
+        except CliError as exc:
+            return str(exc)
+        if answer.status in (200, 404):
+            return None
+        return call_error("agent", self.agent.address, "ATTACH_CONTAINER_INPUT", answer)
+
+    def _refused(self, reason: str) -> str | None:
+        """Kill the command whose input failed; the message to give, or None when it had
+        ended already (the failure was a broken pipe or a 404 racing its exit)."""
+        call = {"type": "KILL_NESTED_CONTAINER",
+                "kill_nested_container": {"container_id": self.container_id}}
+        try:
+            answer = self.agent.request("POST", "/api/v1", json.dumps(call).encode(),
+                                        {"Content-Type": "application/json",
+                                         "Accept": "application/json"})
+        except CliError as exc:
+            return f"the command's stdin: {reason}; killing the command failed too: {exc}"
+        if answer.status == 404:
+            return None
+        if not 200 <= answer.status < 300:
+            return (f"the command's stdin: {reason}; killing the command failed too: "
+                    + call_error("agent", self.agent.address, "KILL_NESTED_CONTAINER", answer))
+        return f"the command's stdin: {reason} (the command was killed)"
 
     def close_input(self) -> None:
-        """Send EOF at once (no input). A container already gone (404) needs none."""
-        try:
-            answer = self._send([_input_record(self.container_id), _input_record(None, b"")])
-        except CliError as exc:
-            self.error = str(exc)
-            return
-        if answer.status not in (200, 404):
-            self.error = call_error("agent", self.agent.address, "ATTACH_CONTAINER_INPUT", answer)
+        """Send EOF at once (no input). Raises :class:`CliError` once the command is
+        killed, if EOF did not get through."""
+        reason = self._deliver([_input_record(self.container_id), _input_record(None, b"")])
+        message = None if reason is None else self._refused(reason)
+        if message is not None:
+            raise CliError(message)
+
+    def attach(self) -> bool:
+        """Check that input can be attached: a stream of the CONTAINER_ID record alone, as
+        the Mesos CLI sends first (stdin stays open after it). Whether to :meth:`start`;
+        raises :class:`CliError` once the command is killed, if refused."""
+        reason = self._deliver([_input_record(self.container_id)])
+        if reason is None:
+            return True
+        message = self._refused(reason)
+        if message is not None:
+            raise CliError(message)
+        return False  # it has ended already: nothing to feed
 
     def start(self) -> None:
         self._thread.start()
 
     def _run(self) -> None:
-        try:
-            # First a stream of the CONTAINER_ID record alone, as the Mesos CLI does: a
-            # refusal comes back now, not once our stdin ends. Stdin stays open after it.
-            probe = self._send([_input_record(self.container_id)])
-            answer = self._send(self._records()) if probe.status == 200 else probe
-        except CliError as exc:
-            self.error = str(exc)
-            return
-        if answer.status not in (200, 404):  # 404: the command ended first
-            self.error = call_error("agent", self.agent.address, "ATTACH_CONTAINER_INPUT", answer)
+        reason = self._deliver(self._records())
+        message = None if reason is None else self._refused(reason)
+        if message is not None:
+            self.error = message
+            sys.stderr.write(f"error: {message}\n")
+            sys.stderr.flush()
 
     def _records(self) -> Iterator[bytes]:
         yield _input_record(self.container_id)
@@ -233,12 +275,6 @@ class StdinFeeder:
         while data := os.read(fd, INPUT_CHUNK):
             yield _input_record(None, data)
         yield _input_record(None, b"")  # EOF
-
-    def report(self) -> None:
-        """Say on stderr why input did not get through, if it did not."""
-        if self.error is not None:
-            sys.stderr.write(f"mesos: warning: the command's stdin: {self.error}\n")
-            sys.stderr.flush()
 
 
 @task.command("attach")
