@@ -205,10 +205,13 @@ def _as_flag_type(type_: FlagType | Callable[[str], Any]) -> FlagType:
 REDACTED = "********"
 
 # ``scheme://user:password@``: the userinfo of a URL that carries a password (zk URLs,
-# Mesos' ``--zk`` and ``--master``). The password runs to the next ``@`` (it may hold a
-# ``/`` or ``:``); when in doubt more is hidden, never less. Several URLs in one value
-# are each redacted.
-_URL_PASSWORD_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):([^@\s]*)@")
+# Mesos' ``--zk`` and ``--master``). As the ZooKeeper URL parser reads it, the
+# password runs to the last ``@`` before the first ``/`` (it may hold ``@`` or ``:``);
+# without an ``@`` before the first ``/`` it runs to the next ``@`` (a password with a
+# ``/``). When in doubt more is hidden, never less. Several URLs in one value are each
+# redacted.
+_URL_PASSWORD_RE = re.compile(
+    r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?:[^/\s]*@|[^@\s]*@)")
 
 
 def redact_credentials(text: str) -> str:

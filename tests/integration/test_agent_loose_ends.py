@@ -100,6 +100,12 @@ async def test_flags_never_show_the_zk_password(
                 assert password not in str(c.get(path))
             assert password not in str(http_json(f"{agent_url}/state"))
             assert password not in str(master_v1) + str(agent_v1)
+            # Nor do the logs: the agent names its master on registering.
+            agent_log = agent.log()
+            assert f"Registered with master {redacted}" in agent_log, agent_log[-3000:]
+            assert c.master is not None
+            for name, text in (("agent", agent_log), ("master", c.master.log())):
+                assert password not in text, f"the {name} log shows the password"
         except BaseException:
             print(agent.log()[-3000:])  # the agent's side, shown with the failure
             raise
@@ -375,6 +381,106 @@ async def test_new_volume_is_given_to_the_task_user(world_dir: Path) -> None:
             reap_executors(agent.args)
 
 
+async def _launch_on(s: RawScheduler, executor_id: str, vid: str,
+                     tasks: Callable[[dict[str, Any]], list[dict[str, Any]]],
+                     want: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
+    """Launch ``tasks(offer)`` as one group on DEFAULT executor ``executor_id`` on the
+    next offer holding volume ``vid`` (declining the others); the first status of each
+    task in ``want``'s states (task id -> states)."""
+    launched = False
+    seen: dict[str, dict[str, Any]] = {}
+    for _ in range(300):  # bounded: offers come every 100ms while we decline them
+        if set(seen) == set(want):
+            return seen
+        event = await s.next_event("*", timeout=90)
+        if event["type"] == "UPDATE":
+            status = event["update"]["status"]
+            await _ack(s, status)
+            task_id = status["task_id"]["value"]
+            if task_id in want and task_id not in seen and status["state"] in (
+                    want[task_id] | TERMINAL):
+                seen[task_id] = dict(status)
+            continue
+        if event["type"] != "OFFERS":
+            continue
+        for offer in event["offers"]["offers"]:
+            held = Resources.from_json(offer["resources"]).volumes()
+            if not launched and any(v.persistence_id == vid for v in held):
+                executor = {"type": "DEFAULT", "executor_id": {"value": executor_id},
+                            "framework_id": s.fw(),
+                            "resources": [scalar("cpus", 0.1), scalar("mem", 16)]}
+                await accept(s, offer, {"type": "LAUNCH_GROUP", "launch_group": {
+                    "executor": executor, "task_group": {"tasks": tasks(offer)}}})
+                launched = True
+                continue
+            await s.call({"type": "DECLINE", "framework_id": s.fw(), "decline": {
+                "offer_ids": [offer["id"]], "filters": {"refuse_seconds": 0}}})
+    raise AssertionError(f"no status for {sorted(set(want) - set(seen))}: {seen}")
+
+
+async def test_volumes_added_to_a_running_container(world_dir: Path) -> None:
+    """Groups joining a running default executor (user 'nobody'): a new read-write
+    volume of theirs is linked before the executor hears of them and given to the
+    container's user, as at launch; one with a read-only volume, which only a starting
+    container can mount, fails without reaching the executor."""
+    if os.geteuid() != 0:
+        pytest.fail("running tasks as another user needs root (CI runs as root)")
+    nobody = pwd.getpwnam("nobody")
+    python = python_for("nobody")
+    paths = [sysconfig.get_paths()["purelib"], str(Path(mesos.__file__).parents[1])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    with Cluster(world_dir, agents=0) as c:
+        agent_dir = world_dir / "agent0"
+        agent_dir.mkdir()
+        agent = Daemon("agent0", [
+            python, "-m", "mesos.cli.agent", f"--master={c.master_url}", "--ip=127.0.0.1",
+            f"--port={free_port()}", f"--work_dir={agent_dir}",
+            "--registration_backoff_factor=100ms", "--resources=cpus:4;mem:1024;disk:1024",
+            "--isolation=posix/cpu,posix/mem,filesystem/posix"], agent_dir / "agent.log", env)
+        agent.start()
+        s = RawScheduler(c.master_url)
+        try:
+            wait_for(lambda: c.get("/master/slaves")["slaves"], 60, "the agent to register")
+            await s.subscribe({**VOLUME_FW, "user": "nobody"})
+            rw, ro = volume("late-rw", "RW", "data"), volume("late-ro", "RO", "ro")
+            await create_volumes(s, rw, ro)
+
+            def task(offer: dict[str, Any], task_id: str, command: str,
+                     *vols: dict[str, Any]) -> dict[str, Any]:
+                return {"name": task_id, "task_id": {"value": task_id},
+                        "agent_id": offer["agent_id"], "command": {"value": command},
+                        "resources": [scalar("cpus", 0.1), scalar("mem", 16), *vols]}
+
+            first = await _launch_on(s, "pod", "late-rw", lambda o: [
+                task(o, "sleeper", "sleep 300")], {"sleeper": {"TASK_RUNNING"}})
+            assert first["sleeper"]["state"] == "TASK_RUNNING", first
+            on_disk = agent_dir / "volumes" / "roles" / "db" / "late-rw"
+            assert on_disk.stat().st_uid == 0  # not the running container's yet
+            # The task runs in <executor sandbox>/tasks/<id>; the volume is linked at
+            # <executor sandbox>/data.
+            joined = await _launch_on(s, "pod", "late-rw", lambda o: [task(
+                o, "rw-task", 'test "$(id -un)" = nobody && echo hi > ../../data/f', rw)],
+                {"rw-task": TERMINAL})
+            assert joined["rw-task"]["state"] == "TASK_FINISHED", (joined, agent.log()[-3000:])
+            st = on_disk.stat()
+            assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid)
+            assert (on_disk / "f").read_text() == "hi\n"
+
+            refused = await _launch_on(s, "pod", "late-ro", lambda o: [
+                task(o, "ro-task", "touch ../../ro/x", ro)], {"ro-task": TERMINAL})
+            status = refused["ro-task"]
+            assert status["state"] == "TASK_FAILED", status
+            assert status["reason"] == "REASON_CONTAINER_UPDATE_FAILED", status
+            assert "read-only persistent volume 'late-ro'" in status["message"], status
+            # The executor never heard of it: it made no sandbox for the task.
+            assert not list(agent_dir.glob("slaves/*/frameworks/*/executors/pod/runs/"
+                                           "latest/tasks/ro-task"))
+        finally:
+            await s.close()
+            agent.stop(sig=signal.SIGUSR1)
+            reap_executors(agent.args)
+
+
 # ---------------------------------------------------------------------------- #1 RO
 
 
@@ -424,6 +530,11 @@ async def test_read_only_volume_is_mounted_read_only(
         stderr = list(tmp_path.glob(
             "agent0/slaves/*/frameworks/*/executors/writer/runs/latest/stderr"))
         assert len(stderr) == 1 and "Read-only file system" in stderr[0].read_text()
+
+        # Nor through the volume's host path, which the container can name.
+        host = await run_task(s, "ro1", "host-writer", f"echo x > {volumes_dir}/ro1/h", ro)
+        assert host["state"] == "TASK_FAILED", host
+        assert not (volumes_dir / "ro1" / "h").exists()
 
         rw_writer = await run_task(s, "rw1", "rw-writer", "echo x > rw/new", rw)
         assert rw_writer["state"] == "TASK_FINISHED", rw_writer

@@ -24,6 +24,10 @@ FLAGS = [
     ("zk://user@h:2181/mesos", "zk://user@h:2181/mesos"),
     ("127.0.0.1:5050", "127.0.0.1:5050"),
     ("zk://a:b@h/x,http://c:d@e/f", "zk://a:********@h/x,http://c:********@e/f"),
+    # The ZooKeeper URL parser takes the last '@' before the first '/': so does this.
+    ("zk://ops:p@ss@h:2181/mesos", "zk://ops:********@h:2181/mesos"),
+    ("zk://ops:p@s:s@h1:2181,h2:2181/m zk://u:v@h/n",
+     "zk://ops:********@h1:2181,h2:2181/m zk://u:********@h/n"),
 ])
 def test_redact_credentials(text: str, shown: str) -> None:
     assert redact_credentials(text) == shown

@@ -75,6 +75,13 @@ def test_new_volume_goes_to_the_user_and_one_with_data_keeps_its_owner(
     volumes.link_volumes(work, str(sandbox), used, user="nobody")
     assert os.stat(volumes.volume_path(work, "db", "used")).st_uid == 0
 
+    # A read-only volume is never given away: its owner could write to it through
+    # its host path.
+    ro = res(disk(10, reservations=DYN, vid="ro", path="ro", mode="RO"))
+    volumes.mount_points(work, str(sandbox), ro)
+    volumes.link_volumes(work, str(sandbox), ro, user="nobody")
+    assert os.stat(volumes.volume_path(work, "db", "ro")).st_uid == 0
+
     with pytest.raises(volumes.VolumeError, match="does not exist"):
         volumes.link_volumes(work, str(sandbox),
                              res(disk(10, reservations=DYN, vid="x", path="x")),

@@ -28,7 +28,11 @@ Any failure is a ``FetchError`` naming the URI and the cause, which the agent tu
 into TASK_FAILED with REASON_CONTAINER_LAUNCH_FAILED.
 
 When the agent runs as root and the task has a user, everything fetched is chowned
-to that user (never following links), so the task can use and delete it.
+to that user (never following links), so the task can use and delete it. A sandbox
+whose path passes through a symbolic link below the agent's work directory is
+refused outright: following one planted by a task would write and chown as root
+outside any sandbox. (Sandboxes a task's user can already write in are fetched into
+by way of a staging directory instead; see ``mesos.agent.group_fetch``.)
 """
 
 from __future__ import annotations
@@ -255,11 +259,15 @@ class Fetcher:
         cache_dir: str,
         cache_size: int = DEFAULT_CACHE_SIZE,
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        trusted_root: str | None = None,
     ) -> None:
         if stall_timeout <= 0:
             raise ValueError(f"stall timeout must be positive, got {stall_timeout}")
         self.cache = FetcherCache(cache_dir, cache_size)
         self.stall_timeout = stall_timeout
+        # The agent's work directory: it may itself be reached through a symlink, but
+        # nothing below it on the way to a sandbox may be one (see _check_sandbox).
+        self.trusted_root = trusted_root
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
@@ -269,6 +277,7 @@ class Fetcher:
             os.path.join(flags.fetcher_cache_dir, "slaves", agent_id),
             cache_size=flags.fetcher_cache_size,
             stall_timeout=flags.fetcher_stall_timeout,
+            trusted_root=getattr(flags, "work_dir", None),
         )
 
     async def recover(self) -> None:
@@ -296,6 +305,10 @@ class Fetcher:
         owner of the fetched files when the agent runs as root.
         """
         owner = _owner(user, uris[0].value) if uris else None
+        if uris:
+            why = await asyncio.to_thread(_check_sandbox, sandbox, self.trusted_root)
+            if why is not None:
+                raise FetchError(uris[0].value, why)
         results = []
         for uri in uris:
             try:
@@ -510,6 +523,27 @@ def _chown_all(paths: list[str], owner: tuple[int, int]) -> None:
 
 
 # --------------------------------------------------------------------------- sandbox paths
+
+
+def _check_sandbox(sandbox: str, trusted_root: str | None) -> str | None:
+    """Why ``sandbox`` must not be fetched into (None: it may be).
+
+    A sandbox reached through a symbolic link below the agent's work directory (or,
+    without one, anywhere on its path) is refused: a task that can write in a
+    directory on the way could have planted it to make the agent, as root, write
+    and chown files elsewhere.
+    """
+    literal = os.path.normpath(os.path.abspath(sandbox))
+    expected = literal
+    if trusted_root is not None:
+        root = os.path.normpath(os.path.abspath(trusted_root))
+        if _inside(literal, root):
+            expected = os.path.normpath(
+                os.path.join(os.path.realpath(root), os.path.relpath(literal, root)))
+    if os.path.realpath(literal) != expected:
+        return (f"the sandbox '{sandbox}' is reached through a symbolic link; refusing to "
+                "fetch into it")
+    return None
 
 
 def _inside(path: str, root: str) -> bool:

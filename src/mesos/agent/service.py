@@ -37,7 +37,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from mesos import __version__
@@ -87,12 +87,12 @@ from mesos.agent.events import (
 )
 from mesos.agent.fetcher import Fetcher, FetchError
 from mesos.agent.gc import GarbageCollector
-from mesos.agent.group_fetch import GroupFetchSender, executor_target
+from mesos.agent.group_fetch import GroupFetchSender, Target, executor_target
 from mesos.agent.master_link import MasterEvent, MasterLink, call
 from mesos.agent.state import Executor, v1_task
 from mesos.agent.status_updates import AckOutcome, Forward, Received, StatusUpdateManager
 from mesos.executor.command import executor_argv
-from mesos.flags import Flags
+from mesos.flags import Flags, redact_credentials
 from mesos.http.streaming import EventStream
 from mesos.resources import Resources, ResourcesError
 from mesos.v1 import codec
@@ -165,11 +165,19 @@ class Agent:
         self._launching: set[str] = set()
         self._fetcher: Fetcher | None = None  # made once the agent has its id
         self._fetcher_ready: asyncio.Future[None] | None = None
-        # Events to executors; a LAUNCH_GROUP waits for its tasks' URIs to be fetched.
+        # Read-only volumes each container was started with (mounted in its mount
+        # namespace then; none can be added later): container id -> persistence ids.
+        self._ro_mounts: dict[str, set[str]] = {}
+        # Events to executors; a LAUNCH_GROUP waits for its tasks' URIs to be fetched
+        # (into a staging directory under the work directory, then moved in).
         self._to_executor = GroupFetchSender(
-            self._send_to_stream, self._get_fetcher,
-            functools.partial(executor_target, self.core),
-            lambda f, e, c, m: self.dispatch(ExecutorLaunchFailed(f, e, c, m)), self._spawn)
+            send=self._send_to_stream, fetcher=self._get_fetcher,
+            target=self._executor_target,
+            fail=lambda f, e, c, m: self.dispatch(ExecutorLaunchFailed(f, e, c, m)),
+            spawn=self._spawn, report=self._report_undelivered,
+            staging=os.path.join(os.path.abspath(flags.work_dir), "fetch-staging"),
+            timeout=flags.executor_registration_timeout,
+            check=self._check_launch)
         # Sandboxes of finished executors and removed frameworks go after --gc_delay.
         self.gc = GarbageCollector(
             os.path.abspath(flags.work_dir), gc_delay=flags.gc_delay,
@@ -215,7 +223,7 @@ class Agent:
         return self.link.connected and self.core.agent_id is not None
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], *, watcher: bool = False,
-               container_id: str | None = None) -> None:
+               container_id: str | None = None) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         group = self._watchers if watcher else self._background
         group.add(task)
@@ -223,6 +231,7 @@ class Agent:
         if container_id is not None:  # the watcher of one container's process
             self._watcher_of[container_id] = task
             task.add_done_callback(lambda _: self._watcher_of.pop(container_id, None))
+        return task
 
     def request_shutdown(self, why: str) -> None:
         """Shut every executor down and stop (SIGUSR1, or the master's SHUTDOWN)."""
@@ -249,9 +258,11 @@ class Agent:
         elif isinstance(effect, LaunchExecutor):
             self._checkpoint_executor(effect)
             # Started once its executor.info is on disk, so a recovered agent knows it.
-            self.checkpoints.then(lambda: self._spawn(self._launch_executor(effect)))
+            self.checkpoints.then(lambda: _discard(self._spawn(self._launch_executor(effect))))
         elif isinstance(effect, CloseExecutorStream):
-            stream = self.streams.pop((effect.framework_id, effect.executor_id), None)
+            key = (effect.framework_id, effect.executor_id)
+            self._to_executor.forget(key, "the executor ended")
+            stream = self.streams.pop(key, None)
             if stream is not None:
                 stream.close()
         elif isinstance(effect, ShutdownContainer):
@@ -316,6 +327,61 @@ class Agent:
             event = codec.encode(ev1.Event(type="ACKNOWLEDGED", acknowledged=ack))
             self.checkpoints.then(lambda: self._send_to_stream(key, event))
         self._forward(forwards)
+
+    def _runs_as_user(self) -> bool:
+        """Whether containers run as their task's user (so it is given their files)."""
+        return self.containerizer.flags.switch_user and any(
+            i.name == "filesystem/posix" for i in self.containerizer.isolators)
+
+    def _executor_target(self, framework_id: str, executor_id: str) -> Target | None:
+        return executor_target(self.core, framework_id, executor_id, self._runs_as_user())
+
+    def _report_undelivered(self, framework_id: str, executor_id: str, task_ids: list[str],
+                            state: str, reason: str, message: str) -> None:
+        """Terminal updates, by the agent, for tasks it never handed to the executor
+        (killed while their URIs were fetched, or refused by the container)."""
+        for task_id in task_ids:
+            status = v1.TaskStatus(
+                task_id=v1.TaskID(value=task_id), state=state,  # type: ignore[arg-type]
+                source="SOURCE_AGENT", reason=reason,  # type: ignore[arg-type]
+                message=message, uuid=uuid.uuid4().bytes, timestamp=time.time())
+            self.dispatch(ExecutorUpdate(framework_id, executor_id, status))
+
+    def _check_launch(self, framework_id: str, executor_id: str,
+                      tasks: Sequence[v1.TaskInfo]) -> str | None:
+        """Ready the executor's container for ``tasks`` just before they are sent: link
+        their read-write volumes (new ones given to the container's user, as at
+        launch), so a task never starts before its volume is there. Returns why they
+        cannot go instead: a read-only volume the container was not started with (only
+        a starting container's mount namespace gets one), or a volume that cannot be
+        linked."""
+        executor = self.core.executor(framework_id, executor_id)
+        if executor is None:
+            return None
+        mounted = self._ro_mounts.get(executor.container_id)
+        held = Resources.empty()
+        for task in tasks:
+            try:
+                held = held + Resources.from_json(codec.to_builtins(task.resources))
+            except ResourcesError:
+                continue
+        for volume in held.volumes():
+            if volume.mode != "RO":
+                continue
+            if mounted is not None:
+                ok = volume.persistence_id in mounted
+            else:  # recovered by this agent: its mount point says what it got
+                path = os.path.join(executor.directory, volume.container_path)
+                ok = os.path.isdir(path) and not os.path.islink(path)
+            if not ok:
+                return (f"read-only persistent volume '{volume.persistence_id}' can only "
+                        "be mounted when its container starts, not added to the running "
+                        f"container {executor.container_id}")
+        try:
+            self._link_volumes(executor.directory, held, self._executor_user(executor))
+        except (volumes.VolumeError, OSError) as exc:
+            return str(exc)
+        return None
 
     def _send_to_stream(self, key: tuple[str, str], data: bytes) -> None:
         stream = self.streams.get(key)
@@ -440,18 +506,18 @@ class Agent:
             return []
         work_dir = self.checkpointer.work_dir
         mounts = volumes.mount_points(work_dir, sandbox, resources) if starting else []
-        runs_as_user = self.containerizer.flags.switch_user and any(
-            i.name == "filesystem/posix" for i in self.containerizer.isolators)
         volumes.link_volumes(work_dir, sandbox, resources,
-                             user=user if runs_as_user else None)
+                             user=user if self._runs_as_user() else None)
         return mounts
 
     def _on_subscribed(self, agent_id: str) -> None:
         current = self.core.agent_id
         if current is None:
-            log.info("Registered with master %s; given agent ID %s", self.flags.master, agent_id)
+            log.info("Registered with master %s; given agent ID %s",
+                     redact_credentials(self.flags.master), agent_id)
         elif current == agent_id:
-            log.info("Re-registered with master %s as agent %s", self.flags.master, agent_id)
+            log.info("Re-registered with master %s as agent %s",
+                     redact_credentials(self.flags.master), agent_id)
         else:
             log.error("The master gave a new agent ID %s (was %s); shutting down the old "
                       "executors", agent_id, current)
@@ -514,6 +580,7 @@ class Agent:
             del self.streams[(framework_id, executor_id)]
             log.info("Executor '%s' of framework %s closed its event stream",
                      executor_id, framework_id)
+            self._to_executor.forget((framework_id, executor_id), "its event stream closed")
             self.dispatch(ExecutorDisconnected(framework_id, executor_id))
 
     def executor_update(self, framework_id: str, executor_id: str,
@@ -549,10 +616,17 @@ class Agent:
             # Made and recovered once, even when several launches ask at the same time:
             # one fetcher (one lock per URI) is what makes a download happen only once.
             self._fetcher = Fetcher.from_flags(self.flags, self.core.agent_id or "unregistered")
-            self._fetcher_ready = asyncio.get_running_loop().create_task(self._fetcher.recover())
+            self._fetcher_ready = asyncio.get_running_loop().create_task(
+                self._recover_fetcher(self._fetcher))
         assert self._fetcher_ready is not None
         await asyncio.shield(self._fetcher_ready)
         return self._fetcher
+
+    async def _recover_fetcher(self, fetcher: Fetcher) -> None:
+        """Empty the cache, and the staging directory of group fetches a previous run
+        left (no group fetch stages anything before the fetcher is ready)."""
+        await fetcher.recover()
+        await asyncio.to_thread(shutil.rmtree, self._to_executor.staging, True)
 
     async def _launch_executor(self, effect: LaunchExecutor) -> None:
         cid = effect.container_id
@@ -620,6 +694,8 @@ class Agent:
                                         user, starting=True)
         except volumes.VolumeError as exc:
             raise launcher.LaunchError(str(exc)) from None
+        self._ro_mounts[effect.container_id] = {
+            v.persistence_id for v in container_resources(executor).volumes() if v.mode == "RO"}
         with (
             open(os.path.join(effect.directory, "stdout"), "ab") as out,
             open(os.path.join(effect.directory, "stderr"), "ab") as err,
@@ -637,6 +713,7 @@ class Agent:
         self._cancel_timers(cid)
         self.processes.pop(cid, None)
         self.recovered_pids.pop(cid, None)
+        self._ro_mounts.pop(cid, None)
         status = reason = None
         message = ""
         if termination is not None:
@@ -680,7 +757,11 @@ class Agent:
                     return
                 scalars, ranges = launcher.container_limits(container_resources(executor))
                 try:
-                    self._link_volumes(executor.directory, container_resources(executor))
+                    # Added read-only volumes are refused (their tasks failed) before
+                    # LAUNCH is sent; the read-write ones are linked, and new ones given
+                    # to the container's user as at launch.
+                    self._link_volumes(executor.directory, container_resources(executor),
+                                       self._executor_user(executor))
                 except volumes.VolumeError as exc:
                     log.warning("Container %s: %s", container_id, exc)
                 try:
@@ -693,6 +774,14 @@ class Agent:
                     return
         finally:
             self._resizing.discard(container_id)
+
+    def _executor_user(self, executor: Executor) -> str | None:
+        """The user the executor's container runs as: its command's, else its
+        framework's (as at launch)."""
+        framework = self.core.frameworks.get(executor.framework_id)
+        command = executor.info.command
+        return ((command.user if command is not None else None)
+                or (framework.info.user if framework is not None else None) or None)
 
     def _executor_of(self, container_id: str) -> Executor | None:
         for executor in self.core.executors():
@@ -971,6 +1060,10 @@ class Agent:
     def _pid_of(self, container_id: str) -> int:
         process = self.processes.get(container_id)
         return process.pid if process is not None else self.recovered_pids[container_id]
+
+
+def _discard(_: object) -> None:
+    """Discard a value (a callback that must return None)."""
 
 
 def _command_executor_argv(python: str, work_dir: str) -> tuple[str, ...]:

@@ -19,10 +19,16 @@ resources* (dynamic reservations and persistent volumes, Mesos'
   and remounts it read-only inside the container's own mount namespace (Mesos'
   ``filesystem/linux`` way); a launcher that gives the container no mount namespace
   refuses the launch rather than hand out write access;
-* give a new volume to the task's user: on its first use (the directory is still
-  empty) by a task running as another user than the agent's, the volume directory is
-  chowned to that user, as Mesos does, so the task can write to it. A volume that
-  already holds data keeps its owner.
+* give a new read-write volume to the task's user: on its first use (the directory
+  is still empty) by a task running as another user than the agent's, the volume
+  directory is chowned (not recursively) to that user, so the task can write to it.
+  A volume that already holds data keeps its owner, and a read-only volume is never
+  given away (its owner could write to it through its host path). This differs from
+  Mesos, whose isolator chowns the volume to each new container's user whenever no
+  other running container uses it, data or not: here whose data it is is settled by
+  its first user, so a later task of another user cannot take a volume over (it
+  gets the permissions the data's owner set). The same goes for a volume added to
+  a running container.
 
 Everything here is synchronous file-system work, small and bounded; the agent runs
 it off its event loop if it wants to.
@@ -202,11 +208,12 @@ def link_volumes(work_dir: str, sandbox: str, resources: Resources, *,
     for volume in resources.volumes():
         target = _make_volume_dir(work_dir, volume)
         path = _sandbox_path(real_sandbox, volume)
-        try:
-            _give_to_user(target, user)
-        except OSError as exc:
-            raise VolumeError(f"Cannot give volume '{volume.persistence_id}' to user "
-                              f"'{user}': {exc}") from None
+        if volume.mode != "RO":  # a read-only one is not the task's to write, nor own
+            try:
+                _give_to_user(target, user)
+            except OSError as exc:
+                raise VolumeError(f"Cannot give volume '{volume.persistence_id}' to user "
+                                  f"'{user}': {exc}") from None
         if volume.mode != "RO":
             if _symlink(target, path, volume):
                 made.append(path)

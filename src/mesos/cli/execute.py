@@ -70,7 +70,8 @@ FLAGS = [
     Flag("framework_name", str, "mesos-execute instance", "Name of the framework."),
     Flag("checkpoint", bool, False, "Enable checkpointing for the framework."),
     Flag("principal", str, None, "The principal to use for framework authentication."),
-    Flag("secret", str, None, "The secret to use for framework authentication."),
+    Flag("secret", str, None, "The secret to use for framework authentication.",
+         secret=True),
     Flag("logging_level", str, "ERROR",
          "Level of the driver's own log lines on stderr (state changes always print)."),
     Flag(

@@ -23,7 +23,7 @@ import time
 import urllib.request
 from typing import Any
 
-from mesos.flags import Duration, Flag, exit_with_error, parse_flags
+from mesos.flags import Duration, Flag, exit_with_error, parse_flags, redact_credentials
 
 PROG = "mesos-local"
 
@@ -184,7 +184,8 @@ class Cluster:
                 return
             time.sleep(0.1)
         self.stop()
-        exit_with_error(PROG, f"No master was elected in time (is ZooKeeper up at {self.flags.zk}?)")
+        exit_with_error(PROG, "No master was elected in time (is ZooKeeper up at "
+                        f"{redact_credentials(self.flags.zk or '')}?)")
 
     def _wait_agents(self) -> None:
         f = self.flags

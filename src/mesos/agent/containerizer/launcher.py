@@ -229,10 +229,14 @@ class LinuxLauncher(Launcher):
 # Run inside the new mount namespace, before the command: "$@" is groups of
 # (ro|rw, source, target), then "--" and the command. Any failure ends the container
 # (mount's message in its stderr) before the command could run without its mount.
+# Binds are recursive (mounts under the source come along, as Mesos' MS_REC). A
+# read-only source is also bound read-only onto itself: the container must not be
+# able to write it through its host path (a volume's <work_dir>/volumes/... one).
 _MOUNT_SCRIPT = (
     'while [ "$1" != -- ]; do '
-    'mount --bind "$2" "$3" || exit 121; '
-    'if [ "$1" = ro ]; then mount -o remount,bind,ro "$3" || exit 121; fi; '
+    'mount --rbind "$2" "$3" || exit 121; '
+    'if [ "$1" = ro ]; then mount -o remount,bind,ro "$3" || exit 121; '
+    'mount --rbind "$2" "$2" && mount -o remount,bind,ro "$2" || exit 121; fi; '
     "shift 3; done; shift; exec \"$@\""
 )
 
