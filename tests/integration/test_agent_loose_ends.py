@@ -456,18 +456,23 @@ async def test_volumes_added_to_a_running_container(world_dir: Path) -> None:
             assert first["sleeper"]["state"] == "TASK_RUNNING", first
             on_disk = agent_dir / "volumes" / "roles" / "db" / "late-rw"
             assert on_disk.stat().st_uid == 0  # not the running container's yet
-            # The task runs in <executor sandbox>/tasks/<id>; the volume is linked at
-            # <executor sandbox>/data.
+            # The task runs in <executor sandbox>/tasks/<id>, its MESOS_SANDBOX, and
+            # finds its volume there, as a nested container does in Mesos.
             joined = await _launch_on(s, "pod", "late-rw", lambda o: [task(
-                o, "rw-task", 'test "$(id -un)" = nobody && echo hi > ../../data/f', rw)],
-                {"rw-task": TERMINAL})
+                o, "rw-task", 'test "$(id -un)" = nobody && [ "$PWD" = "$MESOS_SANDBOX" ] '
+                '&& echo hi > "$MESOS_SANDBOX/data/f"', rw)], {"rw-task": TERMINAL})
             assert joined["rw-task"]["state"] == "TASK_FINISHED", (joined, agent.log()[-3000:])
             st = on_disk.stat()
             assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid)
             assert (on_disk / "f").read_text() == "hi\n"
+            [run] = agent_dir.glob("slaves/*/frameworks/*/executors/pod/runs/latest")
+            link = run / "tasks" / "rw-task" / "data"
+            assert link.is_symlink() and link.resolve() == on_disk.resolve(), link
+            assert (run / "tasks" / "rw-task").stat().st_uid == nobody.pw_uid
+            assert not os.path.lexists(run / "data")  # not the executor's: the task's
 
             refused = await _launch_on(s, "pod", "late-ro", lambda o: [
-                task(o, "ro-task", "touch ../../ro/x", ro)], {"ro-task": TERMINAL})
+                task(o, "ro-task", 'touch "$MESOS_SANDBOX/ro/x"', ro)], {"ro-task": TERMINAL})
             status = refused["ro-task"]
             assert status["state"] == "TASK_FAILED", status
             assert status["reason"] == "REASON_CONTAINER_UPDATE_FAILED", status
@@ -542,4 +547,37 @@ async def test_read_only_volume_is_mounted_read_only(
     finally:
         await s.close()
     # The mounts lived in the tasks' namespaces only: none is on the host.
+    assert host_mounts_under(tmp_path) == []
+
+
+async def test_read_only_volume_of_a_starting_group_is_in_the_task_sandbox(
+        start: Callable[..., Cluster], tmp_path: Path) -> None:  # noqa: F811
+    """A task group whose tasks start their container with a read-only volume: the
+    volume is bind-mounted read-only at the task's own ``$MESOS_SANDBOX/<path>``
+    (reading works, writing fails), and no mount is left on the host."""
+    c = start("cgroups/mem")
+    s = RawScheduler(c.master_url)
+    try:
+        await s.subscribe(VOLUME_FW)
+        ro = volume("group-ro", "RO", "ro")
+        await create_volumes(s, ro)
+        on_disk = tmp_path / "agent0" / "volumes" / "roles" / "db" / "group-ro"
+        wait_for(on_disk.exists, 30, "the volume directory")
+        (on_disk / "msg").write_text("hello\n")
+        command = ('test "$(cat "$MESOS_SANDBOX/ro/msg")" = hello && '
+                   '! (echo x > "$MESOS_SANDBOX/ro/new")')
+        final = await _launch_on(s, "ro-pod", "group-ro", lambda o: [{
+            "name": "ro-reader", "task_id": {"value": "ro-reader"},
+            "agent_id": o["agent_id"], "command": {"value": command},
+            "resources": [scalar("cpus", 0.1), scalar("mem", 16), ro]}],
+            {"ro-reader": TERMINAL})
+        assert final["ro-reader"]["state"] == "TASK_FINISHED", (final, c.logs()[-3000:])
+        assert sorted(p.name for p in on_disk.iterdir()) == ["msg"]
+        [run] = tmp_path.glob("agent0/slaves/*/frameworks/*/executors/ro-pod/runs/latest")
+        stderr = (run / "tasks" / "ro-reader" / "stderr").read_text()
+        assert "Read-only file system" in stderr, stderr
+        point = run / "tasks" / "ro-reader" / "ro"
+        assert point.is_dir() and not point.is_symlink()
+    finally:
+        await s.close()
     assert host_mounts_under(tmp_path) == []

@@ -253,3 +253,48 @@ async def test_a_volume_is_only_ever_named_whole(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.1)
         assert not on_disk.exists(), c.logs()[-3000:]
+
+
+async def test_group_task_finds_its_volume_in_its_own_sandbox(tmp_path: Path) -> None:
+    """A task of a task group runs in its own sandbox (``tasks/<id>``, its
+    MESOS_SANDBOX) and finds the volume of its resources there; the executor's own
+    volume stays in the executor's sandbox. What the group task wrote is in the volume
+    for a later command task."""
+    with Cluster(tmp_path, agent_resources="cpus:4;mem:1024;disk:2048") as c:
+        s = RawScheduler(c.master_url)
+        try:
+            await s.subscribe(FW)
+            offer = (await s.next_event("OFFERS", timeout=30))["offers"]["offers"][0]
+            agent_id = offer["agent_id"]
+            vol = volume("g1")
+            own = {**volume("e1"), "disk": {"persistence": {"id": "e1", "principal": "ops"},
+                                            "volume": {"mode": "RW",
+                                                       "container_path": "shared"}}}
+            reserve = {"type": "RESERVE", "reserve": {"resources": [
+                scalar("cpus", 1), scalar("mem", 128), scalar("disk", 128)]}}
+            executor = {"type": "DEFAULT", "executor_id": {"value": "pod"},
+                        "framework_id": s.fw(),
+                        "resources": [scalar("cpus", 0.1), scalar("mem", 32), own]}
+            writer = task("group-writer", agent_id,
+                          '[ "$PWD" = "$MESOS_SANDBOX" ] && [ ! -e shared ] && '
+                          '[ -d ../../shared ] && echo hello > "$MESOS_SANDBOX/data/msg"', vol)
+            await accept(s, offer, reserve,
+                         {"type": "CREATE", "create": {"volumes": [vol, own]}},
+                         {"type": "LAUNCH_GROUP", "launch_group": {
+                             "executor": executor, "task_group": {"tasks": [writer]}}})
+            final = await final_statuses(s, {"group-writer"})
+            assert final["group-writer"]["state"] == "TASK_FINISHED", (final, c.logs()[-3000:])
+            volumes_dir = tmp_path / "agent0" / "volumes" / "roles" / "db"
+            assert (volumes_dir / "g1" / "msg").read_text() == "hello\n"
+            [run] = tmp_path.glob("agent0/slaves/*/frameworks/*/executors/pod/runs/latest")
+            assert (run / "tasks" / "group-writer" / "data").resolve() == \
+                (volumes_dir / "g1").resolve()
+            assert (run / "shared").resolve() == (volumes_dir / "e1").resolve()
+            assert not (run / "data").exists()
+
+            read = 'test "$(cat data/msg)" = hello'
+            assert await run_on_volume(s, "g1", "reader", read, vol) == "TASK_FINISHED"
+            wrong = 'test "$(cat data/msg)" = goodbye'
+            assert await run_on_volume(s, "g1", "wrong", wrong, vol) == "TASK_FAILED"
+        finally:
+            await s.close()

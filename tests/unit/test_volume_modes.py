@@ -12,6 +12,7 @@ import pytest
 
 from mesos.agent import volumes
 from mesos.agent.containerizer.isolator import BindMount
+from mesos.agent.group_fetch import open_task_sandbox
 from tests.unit.test_resources_volumes import DYN, disk, res
 
 
@@ -86,3 +87,103 @@ def test_new_volume_goes_to_the_user_and_one_with_data_keeps_its_owner(
         volumes.link_volumes(work, str(sandbox),
                              res(disk(10, reservations=DYN, vid="x", path="x")),
                              user="no-such-user-here")
+
+
+# ------------------------------------------------------------ a task group's task
+
+
+def _task_fd(executor_sandbox: Path, task_id: str,
+             owners: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None),
+             ) -> int:
+    return open_task_sandbox(str(executor_sandbox), task_id, owners)
+
+
+def test_task_volumes_appear_in_the_task_sandbox(tmp_path: Path) -> None:
+    """A task group's task gets its RW volume linked, and its RO volume a mount point,
+    at ``<executor sandbox>/tasks/<id>/<container_path>``; nothing in the executor's."""
+    work, sandbox = str(tmp_path / "work"), tmp_path / "sandbox"
+    sandbox.mkdir()
+    both = res(disk(10, reservations=DYN, vid="ro", path="in/ro", mode="RO"),
+               disk(10, reservations=DYN, vid="rw", path="deep/rw"))
+    task_dir = sandbox / "tasks" / "t1"
+    fd = _task_fd(sandbox, "t1")
+    try:
+        mounts = volumes.task_mount_points(work, fd, str(task_dir), both)
+        assert mounts == [BindMount(volumes.volume_path(work, "db", "ro"),
+                                    str(task_dir / "in" / "ro"), read_only=True,
+                                    what="persistent volume 'ro'")]
+        made = volumes.link_task_volumes(work, fd, str(task_dir), both)
+        assert made == [str(task_dir / "deep" / "rw")]
+        assert os.readlink(task_dir / "deep" / "rw") == volumes.volume_path(work, "db", "rw")
+        ro = task_dir / "in" / "ro"
+        assert ro.is_dir() and not ro.is_symlink() and list(ro.iterdir()) == []
+        # Again (the container's tasks changed): the link is kept, nothing new made.
+        assert volumes.link_task_volumes(work, fd, str(task_dir), both) == []
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in sandbox.iterdir()) == ["tasks"]
+
+
+def test_task_volumes_never_follow_a_planted_link(tmp_path: Path) -> None:
+    """The task's user may have put links in its sandbox (or at ``tasks``): the agent
+    refuses to go through them, and never writes where they point."""
+    work, sandbox, elsewhere = str(tmp_path / "work"), tmp_path / "sandbox", tmp_path / "x"
+    (sandbox / "tasks" / "t1").mkdir(parents=True)
+    elsewhere.mkdir()
+    task_dir = sandbox / "tasks" / "t1"
+    (task_dir / "deep").symlink_to(elsewhere)
+    (task_dir / "ro").symlink_to(elsewhere)
+    (task_dir / "rw").symlink_to(elsewhere / "rw")  # dangling: a link, never replaced
+    (task_dir / "file").write_text("mine")
+    fd = _task_fd(sandbox, "t1")
+    try:
+        for path, match in (("deep/v", "symbolic link or not a directory"),
+                            ("rw", "already links somewhere else"),
+                            ("file", "already exists")):
+            vol = res(disk(10, reservations=DYN, vid="v", path=path))
+            with pytest.raises(volumes.VolumeError, match=match):
+                volumes.link_task_volumes(work, fd, str(task_dir), vol)
+        for path in ("ro", "deep/ro", "file"):
+            vol = res(disk(10, reservations=DYN, vid="r", path=path, mode="RO"))
+            with pytest.raises(volumes.VolumeError):
+                volumes.task_mount_points(work, fd, str(task_dir), vol)
+        with pytest.raises(volumes.VolumeError, match="not inside the sandbox"):
+            volumes.link_task_volumes(work, fd, str(task_dir),
+                                      res(disk(10, reservations=DYN, vid="v", path="../o")))
+    finally:
+        os.close(fd)
+    assert list(elsewhere.iterdir()) == []
+    assert (task_dir / "file").read_text() == "mine"
+
+    # A link at ``tasks`` or at the task's sandbox is refused before anything is made.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tasks").symlink_to(elsewhere)
+    with pytest.raises(OSError, match="symbolic link"):
+        _task_fd(other, "t1")
+    (sandbox / "tasks" / "t2").symlink_to(elsewhere)
+    with pytest.raises(OSError, match="symbolic link"):
+        _task_fd(sandbox, "t2")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_task_volume_and_sandbox_go_to_the_task_user(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("SKIPPED LOUDLY: chowning a volume to another user needs root "
+                    "(CI runs as root)")
+    nobody = pwd.getpwnam("nobody")
+    owner = (nobody.pw_uid, nobody.pw_gid)
+    work, sandbox = str(tmp_path / "work"), tmp_path / "sandbox"
+    sandbox.mkdir()
+    fd = _task_fd(sandbox, "t1", (None, owner))
+    try:
+        task_dir = sandbox / "tasks" / "t1"
+        volumes.link_task_volumes(work, fd, str(task_dir),
+                                  res(disk(10, reservations=DYN, vid="v", path="a/v")),
+                                  owner=owner, user="nobody")
+    finally:
+        os.close(fd)
+    for path in (task_dir, task_dir / "a", Path(volumes.volume_path(work, "db", "v"))):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid) == owner, path
+    assert (sandbox / "tasks").stat().st_uid == 0

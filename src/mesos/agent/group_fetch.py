@@ -18,7 +18,8 @@ sandbox by descriptor only: ``tasks`` and ``tasks/<id>`` are opened with
 ``O_NOFOLLOW|O_DIRECTORY`` relative to the sandbox's descriptor (a symlink or a
 non-directory there fails the fetch), created ones are ``fchown``-ed, and each fetched
 entry is ``rename``-d into the opened directory, which never follows a link at the
-name it replaces.
+name it replaces. The agent makes a group task's volume links the same way, through
+:func:`open_task_sandbox` (``mesos.agent.volumes.link_task_volumes``).
 
 Events to one executor keep their order: while a LAUNCH_GROUP waits for its fetch,
 later events to that executor (a KILL, another group) queue behind it, with these
@@ -68,7 +69,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GroupFetchSender", "Target", "executor_target", "task_sandbox"]
+__all__ = ["GroupFetchSender", "Target", "executor_target", "file_owner", "open_task_sandbox",
+           "task_sandbox"]
 
 Key = tuple[str, str]  # (framework id, executor id)
 
@@ -143,7 +145,7 @@ def _killed_task(effect: SendToExecutor) -> str | None:
     return None
 
 
-def _owner(user: str | None) -> tuple[int, int] | None:
+def file_owner(user: str | None) -> tuple[int, int] | None:
     """(uid, gid) of ``user`` when the agent is root and there is one to give files to."""
     if not user or os.geteuid() != 0:
         return None
@@ -170,7 +172,7 @@ def _open_subdir(parent_fd: int, name: str, shown: str,
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise OSError(f"'{shown}' in the executor sandbox is a symbolic link or not a "
-                          "directory; refusing to fetch through it") from None
+                          "directory; refusing to use it") from None
         raise
     if made and owner is not None:
         try:
@@ -181,12 +183,18 @@ def _open_subdir(parent_fd: int, name: str, shown: str,
     return fd
 
 
-def _install(directory: str, task_id: str, staged: str, owners: tuple[
-        tuple[int, int] | None, tuple[int, int] | None]) -> str:
-    """Move what was fetched into ``staged`` into the task's sandbox, by descriptor.
+Owners = tuple[tuple[int, int] | None, tuple[int, int] | None]
 
-    ``owners`` are those of ``tasks`` (the executor's user) and of ``tasks/<id>``
-    (the task's), given to the directories this creates. Returns the task sandbox.
+
+def open_task_sandbox(directory: str, task_id: str, owners: Owners) -> int:
+    """The task's sandbox ``<directory>/tasks/<task id>`` as an open directory
+    descriptor (the caller closes it), created if missing without following a link:
+    a symlink or a non-directory at ``tasks`` or ``tasks/<id>`` is an OSError.
+
+    ``owners`` are those of ``tasks`` (the executor's user) and of ``tasks/<id>`` (the
+    task's), given to the directories this creates. Whatever is then made through the
+    descriptor (fetched files, volume links) lands in that directory, whatever the
+    task's user does to the names above it meanwhile.
     """
     _check_task_id(task_id)
     opened: list[int] = []
@@ -194,17 +202,32 @@ def _install(directory: str, task_id: str, staged: str, owners: tuple[
         opened.append(os.open(directory, _DIR_FLAGS))
         opened.append(_open_subdir(opened[-1], "tasks", "tasks", owners[0]))
         opened.append(_open_subdir(opened[-1], task_id, f"tasks/{task_id}", owners[1]))
-        opened.append(os.open(staged, _DIR_FLAGS))
-        task_fd, staged_fd = opened[2], opened[3]
-        for name in sorted(os.listdir(staged_fd)):
-            try:
-                os.rename(name, name, src_dir_fd=staged_fd, dst_dir_fd=task_fd)
-            except OSError as exc:
-                raise OSError(f"cannot move '{name}' into the task sandbox: "
-                              f"{exc.strerror or exc}") from None
-    finally:
+    except BaseException:
         for fd in reversed(opened):
             os.close(fd)
+        raise
+    for fd in opened[:-1]:
+        os.close(fd)
+    return opened[-1]
+
+
+def _install(directory: str, task_id: str, staged: str, owners: Owners) -> str:
+    """Move what was fetched into ``staged`` into the task's sandbox, by descriptor
+    (see :func:`open_task_sandbox` for ``owners``). Returns the task sandbox."""
+    task_fd = open_task_sandbox(directory, task_id, owners)
+    try:
+        staged_fd = os.open(staged, _DIR_FLAGS)
+        try:
+            for name in sorted(os.listdir(staged_fd)):
+                try:
+                    os.rename(name, name, src_dir_fd=staged_fd, dst_dir_fd=task_fd)
+                except OSError as exc:
+                    raise OSError(f"cannot move '{name}' into the task sandbox: "
+                                  f"{exc.strerror or exc}") from None
+        finally:
+            os.close(staged_fd)
+    finally:
+        os.close(task_fd)
     return task_sandbox(directory, task_id)
 
 
@@ -375,13 +398,13 @@ class GroupFetchSender:
 
     async def _fetch_group(self, target: Target, tasks: Sequence[v1.TaskInfo]) -> None:
         fetcher = await self.fetcher()
-        executor_owner = await asyncio.to_thread(_owner, target.user)
+        executor_owner = await asyncio.to_thread(file_owner, target.user)
         for task in tasks:
             assert task.command is not None
             _check_task_id(task.task_id.value)
             # Without a user of its own (--switch_user=false) the task runs as the agent.
             user = (task.command.user or target.user) if target.user else None
-            owner = await asyncio.to_thread(_owner, user)
+            owner = await asyncio.to_thread(file_owner, user)
             await asyncio.to_thread(os.makedirs, self.staging, 0o700, True)
             staged = await asyncio.to_thread(
                 tempfile.mkdtemp, prefix=f"{task.task_id.value[:40]}.", dir=self.staging)

@@ -87,7 +87,14 @@ from mesos.agent.events import (
 )
 from mesos.agent.fetcher import Fetcher, FetchError
 from mesos.agent.gc import GarbageCollector
-from mesos.agent.group_fetch import GroupFetchSender, Target, executor_target
+from mesos.agent.group_fetch import (
+    GroupFetchSender,
+    Target,
+    executor_target,
+    file_owner,
+    open_task_sandbox,
+    task_sandbox,
+)
 from mesos.agent.master_link import MasterEvent, MasterLink, call
 from mesos.agent.state import Executor, v1_task
 from mesos.agent.status_updates import AckOutcome, Forward, Received, StatusUpdateManager
@@ -166,8 +173,9 @@ class Agent:
         self._fetcher: Fetcher | None = None  # made once the agent has its id
         self._fetcher_ready: asyncio.Future[None] | None = None
         # Read-only volumes each container was started with (mounted in its mount
-        # namespace then; none can be added later): container id -> persistence ids.
-        self._ro_mounts: dict[str, set[str]] = {}
+        # namespace then; none can be added later): container id -> (sandbox the
+        # volume was mounted in, persistence id).
+        self._ro_mounts: dict[str, set[tuple[str, str]]] = {}
         # Events to executors; a LAUNCH_GROUP waits for its tasks' URIs to be fetched
         # (into a staging directory under the work directory, then moved in).
         self._to_executor = GroupFetchSender(
@@ -350,35 +358,34 @@ class Agent:
     def _check_launch(self, framework_id: str, executor_id: str,
                       tasks: Sequence[v1.TaskInfo]) -> str | None:
         """Ready the executor's container for ``tasks`` just before they are sent: link
-        their read-write volumes (new ones given to the container's user, as at
-        launch), so a task never starts before its volume is there. Returns why they
-        cannot go instead: a read-only volume the container was not started with (only
-        a starting container's mount namespace gets one), or a volume that cannot be
-        linked."""
+        their read-write volumes (new ones given to the task's user, as at launch;
+        a group's task gets them in its own sandbox), so a task never starts before
+        its volume is there. Returns why they cannot go instead: a read-only volume
+        the container was not started with at that sandbox (only a starting
+        container's mount namespace gets one), or a volume that cannot be linked."""
         executor = self.core.executor(framework_id, executor_id)
         if executor is None:
             return None
         mounted = self._ro_mounts.get(executor.container_id)
-        held = Resources.empty()
-        for task in tasks:
-            try:
-                held = held + Resources.from_json(codec.to_builtins(task.resources))
-            except ResourcesError:
-                continue
-        for volume in held.volumes():
-            if volume.mode != "RO":
-                continue
-            if mounted is not None:
-                ok = volume.persistence_id in mounted
-            else:  # recovered by this agent: its mount point says what it got
-                path = os.path.join(executor.directory, volume.container_path)
-                ok = os.path.isdir(path) and not os.path.islink(path)
-            if not ok:
-                return (f"read-only persistent volume '{volume.persistence_id}' can only "
-                        "be mounted when its container starts, not added to the running "
-                        f"container {executor.container_id}")
         try:
-            self._link_volumes(executor.directory, held, self._executor_user(executor))
+            places = self._volume_sandboxes(executor, tasks)
+        except volumes.VolumeError as exc:
+            return str(exc)
+        for sandbox, held, _ in places:
+            for volume in held.volumes():
+                if volume.mode != "RO":
+                    continue
+                if mounted is not None:
+                    ok = (sandbox, volume.persistence_id) in mounted
+                else:  # recovered by this agent: its mount point says what it got
+                    path = os.path.join(sandbox, volume.container_path)
+                    ok = os.path.isdir(path) and not os.path.islink(path)
+                if not ok:
+                    return (f"read-only persistent volume '{volume.persistence_id}' can "
+                            "only be mounted when its container starts, not added to the "
+                            f"running container {executor.container_id}")
+        try:
+            self._place_volumes(executor, self._executor_user(executor), tasks)
         except (volumes.VolumeError, OSError) as exc:
             return str(exc)
         return None
@@ -496,6 +503,94 @@ class Agent:
                 log.error("Cannot apply checkpointed resources %s: %s", resources, exc)
 
         self.checkpoints.write(write, "the checkpointed resources")
+
+    def _volume_sandboxes(self, executor: Executor,
+                          tasks: Sequence[v1.TaskInfo] | None = None,
+                          ) -> list[tuple[str, Resources, v1.TaskInfo | None]]:
+        """Where the persistent volumes of the executor's container appear: (sandbox,
+        resources, the task whose sandbox it is, or None for the executor's).
+
+        ``tasks`` are tasks about to be sent (None: the whole container, its own
+        resources and those of its queued and live tasks). The default executor (the
+        only one task groups run under) runs each task in its own sandbox,
+        ``tasks/<id>``, which is its MESOS_SANDBOX: a task's volumes go there, as to a
+        nested container in Mesos, and only the ExecutorInfo's own volumes to the
+        executor's sandbox. Other executors' tasks share the executor's sandbox.
+        """
+        def held(items: list[v1.Resource]) -> Resources:
+            try:
+                return Resources.from_json(codec.to_builtins(items)).unallocated()
+            except ResourcesError:
+                return Resources.empty()
+
+        whole = tasks is None
+        infos = ([t.info for t in (*executor.queued_tasks(), *executor.launched.values())]
+                 if tasks is None else list(tasks))
+        own = held(executor.info.resources) if whole else Resources.empty()
+        if executor.info.type != "DEFAULT":
+            for info in infos:
+                own = own + held(info.resources)
+            return [(executor.directory, own, None)]
+        places: list[tuple[str, Resources, v1.TaskInfo | None]] = [
+            (executor.directory, own, None)]
+        for info in infos:
+            try:
+                sandbox = task_sandbox(executor.directory, info.task_id.value)
+            except ValueError as exc:
+                raise volumes.VolumeError(str(exc)) from None
+            places.append((sandbox, held(info.resources), info))
+        return places
+
+    def _place_volumes(self, executor: Executor, user: str | None,
+                       tasks: Sequence[v1.TaskInfo] | None = None, *,
+                       starting: bool = False) -> list[BindMount]:
+        """Make the volumes of ``tasks`` (None: of the whole container) appear in
+        their sandboxes (see :meth:`_volume_sandboxes`); ``user`` is the container's.
+        A starting container gets mount points, and the mounts to make, for its
+        read-only ones. Every sandbox is tried; the first failure is raised after."""
+        mounts: list[BindMount] = []
+        failure: volumes.VolumeError | None = None
+        for sandbox, held, task in self._volume_sandboxes(executor, tasks):
+            if not held.persistent_volumes():
+                continue
+            try:
+                if task is None:
+                    mounts += self._link_volumes(sandbox, held, user, starting=starting)
+                else:
+                    mounts += self._link_task_volumes(executor.directory, task, held, user,
+                                                      starting=starting)
+            except volumes.VolumeError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return mounts
+
+    def _link_task_volumes(self, directory: str, task: v1.TaskInfo, resources: Resources,
+                           user: str | None, *, starting: bool) -> list[BindMount]:
+        """The volumes of a task group's task in its own sandbox, ``tasks/<id>`` under
+        the executor's ``directory``, reached by descriptor only (the task's user may
+        have planted links there). The directories made and new volumes go to the
+        task's user (its command's, else the container's) as group fetches do."""
+        task_id = task.task_id.value
+        as_user = self._runs_as_user() and bool(user)
+        command_user = task.command.user if task.command is not None else None
+        task_user = (command_user or user) if as_user else None
+        try:
+            owners = (file_owner(user if as_user else None), file_owner(task_user))
+            fd = open_task_sandbox(directory, task_id, owners)
+        except (OSError, ValueError) as exc:
+            raise volumes.VolumeError(f"Cannot open the sandbox of task '{task_id}' for its "
+                                      f"volumes: {exc}") from None
+        shown = task_sandbox(directory, task_id)
+        work_dir = self.checkpointer.work_dir
+        try:
+            mounts = (volumes.task_mount_points(work_dir, fd, shown, resources, owners[1])
+                      if starting else [])
+            volumes.link_task_volumes(work_dir, fd, shown, resources, owner=owners[1],
+                                      user=task_user)
+        finally:
+            os.close(fd)
+        return mounts
 
     def _link_volumes(self, sandbox: str, resources: Resources, user: str | None = None,
                       *, starting: bool = False) -> list[BindMount]:
@@ -690,12 +785,13 @@ class Agent:
         scalars, ranges = launcher.container_limits(container_resources(executor))
         user = command.user or effect.framework_info.user or None
         try:
-            mounts = self._link_volumes(effect.directory, container_resources(executor),
-                                        user, starting=True)
+            mounts = self._place_volumes(executor, user, starting=True)
+            ro_mounts = {(sandbox, v.persistence_id)
+                         for sandbox, held, _ in self._volume_sandboxes(executor)
+                         for v in held.volumes() if v.mode == "RO"}
         except volumes.VolumeError as exc:
             raise launcher.LaunchError(str(exc)) from None
-        self._ro_mounts[effect.container_id] = {
-            v.persistence_id for v in container_resources(executor).volumes() if v.mode == "RO"}
+        self._ro_mounts[effect.container_id] = ro_mounts
         with (
             open(os.path.join(effect.directory, "stdout"), "ab") as out,
             open(os.path.join(effect.directory, "stderr"), "ab") as err,
@@ -760,8 +856,7 @@ class Agent:
                     # Added read-only volumes are refused (their tasks failed) before
                     # LAUNCH is sent; the read-write ones are linked, and new ones given
                     # to the container's user as at launch.
-                    self._link_volumes(executor.directory, container_resources(executor),
-                                       self._executor_user(executor))
+                    self._place_volumes(executor, self._executor_user(executor))
                 except volumes.VolumeError as exc:
                     log.warning("Container %s: %s", container_id, exc)
                 try:

@@ -19,6 +19,13 @@ resources* (dynamic reservations and persistent volumes, Mesos'
   and remounts it read-only inside the container's own mount namespace (Mesos'
   ``filesystem/linux`` way); a launcher that gives the container no mount namespace
   refuses the launch rather than hand out write access;
+* a task of a task group (default executor) runs in its own sandbox,
+  ``<executor sandbox>/tasks/<task id>`` (its MESOS_SANDBOX), as each task is a
+  nested container in Mesos: the volumes of that task's resources appear there, at
+  ``$MESOS_SANDBOX/<container_path>`` (:func:`link_task_volumes`,
+  :func:`task_mount_points`), made by descriptor without following any link the
+  task's user may have planted; the executor's own volumes (ExecutorInfo resources)
+  stay at ``<executor sandbox>/<container_path>``;
 * give a new read-write volume to the task's user: on its first use (the directory
   is still empty) by a task running as another user than the agent's, the volume
   directory is chowned (not recursively) to that user, so the task can write to it.
@@ -36,6 +43,7 @@ it off its event loop if it wants to.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pwd
@@ -52,9 +60,11 @@ __all__ = [
     "CheckpointedResources",
     "VolumeError",
     "apply",
+    "link_task_volumes",
     "link_volumes",
     "mount_points",
     "recover",
+    "task_mount_points",
     "volume_path",
 ]
 
@@ -243,4 +253,168 @@ def _symlink(target: str, link: str, volume: Volume) -> bool:
         raise VolumeError(f"Cannot link volume '{volume.persistence_id}' into the "
                           f"sandbox: {exc}") from None
     log.info("Linked persistent volume '%s' at %s", volume.persistence_id, link)
+    return True
+
+
+# --------------------------------------------------------------- a task group's tasks
+#
+# Each task of a task group runs in its own sandbox, <executor sandbox>/tasks/<id>
+# (its MESOS_SANDBOX), and sees the volumes of its own resources there, as a nested
+# container does in Mesos. That directory belongs to the task's user, whose processes
+# may already run in the container (an earlier group): anything in it may be a
+# symlink planted to make the agent, running as root, write elsewhere. So the agent
+# works there only through a descriptor of the task sandbox (opened without following
+# links, see ``group_fetch.open_task_sandbox``), one path component at a time with
+# O_NOFOLLOW, and makes each link with ``symlinkat``, which never follows the name it
+# creates.
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _relative_parts(volume: Volume) -> list[str]:
+    """The volume's container path as components under the sandbox; VolumeError if
+    it names the sandbox itself or anything outside it."""
+    path = os.path.normpath(volume.container_path)
+    parts = path.split("/")
+    if os.path.isabs(path) or path == "." or ".." in parts or "\0" in path:
+        raise VolumeError(
+            f"Volume '{volume.persistence_id}': container path '{volume.container_path}' "
+            "is not inside the sandbox"
+        )
+    return parts
+
+
+def _open_parent(task_fd: int, parts: list[str], owner: tuple[int, int] | None,
+                 volume: Volume) -> int:
+    """An open descriptor of the directory that will hold the last of ``parts``,
+    creating the ones before it (given to ``owner``) and refusing to go through a
+    symlink or a non-directory."""
+    fd = os.dup(task_fd)
+    try:
+        for name in parts[:-1]:
+            made = False
+            try:
+                os.mkdir(name, 0o755, dir_fd=fd)
+                made = True
+            except FileExistsError:
+                pass
+            try:
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise VolumeError(
+                        f"Volume '{volume.persistence_id}': '{name}' on its container path "
+                        "in the task sandbox is a symbolic link or not a directory"
+                    ) from None
+                raise
+            os.close(fd)
+            fd = child
+            if made and owner is not None:
+                os.fchown(fd, *owner)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def task_mount_points(work_dir: str, task_fd: int, task_dir: str, resources: Resources,
+                      owner: tuple[int, int] | None = None) -> list[BindMount]:
+    """:func:`mount_points` for a task group's task about to start with its container:
+    a mount point at ``<task_dir>/<container_path>`` for each read-only volume in the
+    task's ``resources``, made through ``task_fd`` (the open ``task_dir``); directories
+    on the way are given to ``owner`` (the task's user). The launcher mounts them by
+    path before anything of the container runs, so no link can appear on the way."""
+    mounts: list[BindMount] = []
+    for volume in resources.volumes():
+        if volume.mode != "RO":
+            continue
+        source = _make_volume_dir(work_dir, volume)
+        parts = _relative_parts(volume)
+        what = f"persistent volume '{volume.persistence_id}'"
+        shown = os.path.join(task_dir, *parts)
+        try:
+            parent = _open_parent(task_fd, parts, owner, volume)
+            try:
+                try:
+                    os.mkdir(parts[-1], 0o755, dir_fd=parent)
+                except FileExistsError:
+                    point = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+                    try:
+                        empty = not os.listdir(point)
+                    finally:
+                        os.close(point)
+                    if not empty:
+                        raise VolumeError(f"Volume '{volume.persistence_id}': {shown} "
+                                          "already exists in the sandbox") from None
+            finally:
+                os.close(parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise VolumeError(f"Volume '{volume.persistence_id}': {shown} already "
+                                  "exists in the sandbox") from None
+            raise VolumeError(f"Cannot make a mount point for {what} in the task "
+                              f"sandbox: {exc}") from None
+        mounts.append(BindMount(source, shown, read_only=True, what=what))
+    return mounts
+
+
+def link_task_volumes(work_dir: str, task_fd: int, task_dir: str, resources: Resources, *,
+                      owner: tuple[int, int] | None = None,
+                      user: str | None = None) -> list[str]:
+    """:func:`link_volumes` for a task group's task: each read-write volume in the
+    task's ``resources`` linked at ``<task_dir>/<container_path>``, made through
+    ``task_fd`` (the open ``task_dir``) without following any link; directories on
+    the way are given to ``owner``, new empty volumes to ``user`` (both the task's
+    user). Returns the links made; one already pointing at the volume is kept.
+
+    A read-only volume must have the mount point :func:`task_mount_points` made when
+    the container started (checked by the caller, which knows what was mounted)."""
+    made: list[str] = []
+    for volume in resources.volumes():
+        if volume.mode == "RO":
+            continue
+        target = _make_volume_dir(work_dir, volume)
+        parts = _relative_parts(volume)
+        shown = os.path.join(task_dir, *parts)
+        try:
+            _give_to_user(target, user)
+        except OSError as exc:
+            raise VolumeError(f"Cannot give volume '{volume.persistence_id}' to user "
+                              f"'{user}': {exc}") from None
+        try:
+            parent = _open_parent(task_fd, parts, owner, volume)
+            try:
+                if _symlink_at(parent, parts[-1], target, shown, volume):
+                    made.append(shown)
+            finally:
+                os.close(parent)
+        except OSError as exc:
+            raise VolumeError(f"Cannot link volume '{volume.persistence_id}' into the "
+                              f"task sandbox: {exc}") from None
+    return made
+
+
+def _symlink_at(parent: int, name: str, target: str, shown: str, volume: Volume) -> bool:
+    """Link ``name`` in the directory ``parent`` to ``target``; False when that link
+    is already there. Nothing at ``name`` is ever followed or replaced."""
+    try:
+        current = os.readlink(name, dir_fd=parent)
+    except FileNotFoundError:
+        current = None
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:  # there, and not a link
+            raise VolumeError(f"Volume '{volume.persistence_id}': {shown} already exists "
+                              "in the sandbox") from None
+        raise
+    if current is not None:
+        if os.path.normpath(current) == os.path.normpath(target):
+            return False
+        raise VolumeError(f"Volume '{volume.persistence_id}': {shown} already links "
+                          "somewhere else")
+    try:
+        os.symlink(target, name, dir_fd=parent)
+    except FileExistsError:
+        raise VolumeError(f"Volume '{volume.persistence_id}': {shown} already exists in "
+                          "the sandbox") from None
+    log.info("Linked persistent volume '%s' at %s", volume.persistence_id, shown)
     return True
