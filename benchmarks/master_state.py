@@ -11,7 +11,9 @@ ones (the shape a master has after a failover until the schedulers come back).
 Once the master says every agent is active and every task running, it measures,
 client-side:
 
-* ``GET /master/state``: time to the last byte and the body's size, ``--rounds`` times;
+* ``GET /master/state``: time to the last byte and the body's size, ``--rounds`` times
+  (the first is the first call the master answers after the agents re-registered:
+  ``--settle`` seconds after the last task was reported);
 * ``POST /api/v1`` ``GET_STATE`` (JSON), the same;
 * the event loop's stall: from a second connection, ``GET /health`` (and, apart,
   ``GET /metrics/snapshot``) every 10 ms, first with nothing else going on, then while
@@ -61,10 +63,22 @@ PROBE_EVERY = 0.01  # seconds between two probes of a cheap endpoint
 # Without it 10,000 agents take about half an hour to register on 2 cores; what the
 # benchmark measures (the state endpoints) does not touch the registry.
 # ``--liveness-poll=S`` sets ``mesos.http.streaming``'s poll interval in the master too.
+# ``--gc-log`` has the master write every full (generation 2) garbage collection that
+# took over 20 ms to its log, with when it ended; the report lists those that fell in
+# the measurements.
 PATCHED_MASTER = """
-import copy, sys
+import copy, gc, sys, time
 import msgspec
 from mesos.master import registry
+if GCLOG:
+    _began = [0.0]
+    def _gc(phase, info):
+        if phase == "start":
+            _began[0] = time.perf_counter()
+        elif info["generation"] == 2 and time.perf_counter() - _began[0] > 0.02:
+            print(f"FULL-GC {time.time():.3f} {time.perf_counter() - _began[0]:.3f}",
+                  file=sys.stderr, flush=True)
+    gc.callbacks.append(_gc)
 def _copy(self):
     return msgspec.structs.replace(
         self, **{f: copy.copy(getattr(self, f)) for f in self.__struct_fields__})
@@ -219,10 +233,10 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = ([str(BIN / "mesos-master")]
-               if args.registry_copy == "real" and not args.liveness_poll
+               if args.registry_copy == "real" and not args.liveness_poll and not args.gc_log
                else [sys.executable, "-c",
                      f"COPY = {args.registry_copy!r}\nPOLL = {args.liveness_poll!r}\n"
-                     + PATCHED_MASTER])
+                     f"GCLOG = {args.gc_log!r}\n" + PATCHED_MASTER])
     master = Daemon("master", [*command, "--ip=127.0.0.1", f"--port={port}",
                                "--registry=in_memory", "--agent_ping_timeout=10mins",
                                *args.master_flag],
@@ -273,6 +287,7 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             await asyncio.sleep(args.settle)
             out["master_rss_mib"] = rss_mib(master.pid)
             out["loadavg"] = os.getloadavg()
+            measuring = time.time()
 
             state_url = f"{url}/master/state"
             api_url = f"{url}/api/v1"
@@ -280,13 +295,16 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for name, method, target, body in (
                     ("master_state", "GET", state_url, None),
                     ("get_state", "POST", api_url, get_state)):
-                times, sizes = [], []
+                times, sizes, starts = [], [], []
                 for n in range(args.rounds):
+                    starts.append(time.time() - measuring)
                     took, size = await timed(http, method, target, body)
                     times.append(took)
                     sizes.append(size)
-                    progress(f"{name} {n + 1}/{args.rounds}: {took:.3f} s, {size:,} bytes")
-                out[name] = {**summary(times), "bytes": sizes[-1], "times": times}
+                    progress(f"{name} {n + 1}/{args.rounds}: {took:.3f} s, {size:,} bytes "
+                             f"(at {starts[-1]:.1f} s)")
+                out[name] = {**summary(times), "bytes": sizes[-1], "times": times,
+                             "started_s": starts}
 
             async def build_state() -> None:
                 await timed(http, "GET", state_url)
@@ -305,6 +323,12 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                              f"{probes[key]['probes']:.0f} probes in "
                              f"{probes[key]['window_s']:.2f} s")
             out["probes"] = probes
+            if args.gc_log:
+                out["full_gcs"] = [
+                    {"at_s": float(at) - measuring, "took_s": float(took)}
+                    for _, at, took in (line.split() for line in master.log().splitlines()
+                                        if line.startswith("FULL-GC "))
+                    if float(at) >= measuring]
         finally:
             for w in workers:
                 w.stop(timeout=30)
@@ -322,18 +346,23 @@ def report(out: dict[str, Any]) -> None:
           f"({out['procs']} agent processes); startup {out['startup_s']:.0f} s; master RSS "
           f"{out['master_rss_mib']:.0f} MiB; load {out['loadavg'][0]:.1f}")
     print(f"{platform.node()} {platform.python_version()} {os.cpu_count()} cpus")
-    print("| call | p50 | max | size |")
-    print("| --- | --- | --- | --- |")
+    print("| call | first (cold) | p50 | max | size |")
+    print("| --- | --- | --- | --- | --- |")
     for name, label in (("master_state", "GET /master/state"),
                         ("get_state", "POST /api/v1 GET_STATE")):
         r = out[name]
-        print(f"| {label} | {r['p50']:.3f} s | {r['max']:.3f} s | "
+        print(f"| {label} | {r['times'][0]:.3f} s | {r['p50']:.3f} s | {r['max']:.3f} s | "
               f"{r['bytes'] / 1e6:.1f} MB |")
     print()
     print("| probe | longest answer | median | probes |")
     print("| --- | --- | --- | --- |")
     for key, p in out["probes"].items():
         print(f"| {key} | {p['max_ms']:.0f} ms | {p['p50_ms']:.1f} ms | {p['probes']:.0f} |")
+    if "full_gcs" in out:
+        print()
+        print("full garbage collections while measuring (s after it began: took): "
+              + (", ".join(f"{g['at_s']:.1f}: {g['took_s'] * 1000:.0f} ms"
+                           for g in out["full_gcs"]) or "none"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -365,6 +394,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds between two checks, by each event stream, that its "
                              "client is still there (mesos.http.streaming polls every 0.5 s; "
                              "with 10,000 agent streams that alone keeps the loop busy)")
+    parser.add_argument("--gc-log", action="store_true",
+                        help="log the master's full garbage collections (over 20 ms) and "
+                             "report those made while measuring")
     parser.add_argument("--json", action="store_true", help="print the raw figures")
     args = parser.parse_args(argv)
     if args.mode == "worker":

@@ -9,10 +9,11 @@ that refuses every call the moment its leadership is in doubt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -61,6 +62,17 @@ async def state(request: web.Request) -> web.Response:
     # Built a slice at a time, so the master keeps answering meanwhile (issue 7).
     body = await state_builder.state_json(request.app[MASTER])
     return state_builder.json_response(request, body)
+
+
+async def _encode_changed_tasks(app: web.Application) -> AsyncIterator[None]:
+    """While the app is served, encode changed tasks for the state views in the
+    background (:func:`state_builder.warm_forever`), so that even the first
+    /master/state after a failover does not encode 100,000 tasks while it waits."""
+    warmer = asyncio.create_task(state_builder.warm_forever(app[MASTER]))
+    yield
+    warmer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await warmer
 
 
 async def state_summary(request: web.Request) -> web.Response:
@@ -160,6 +172,7 @@ def build_app(master: Master, *, leading: Callable[[], bool] | None = None) -> w
     middlewares = [leadership_gate(leading)] if leading is not None else []
     app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=middlewares)
     app[MASTER] = master
+    app.cleanup_ctx.append(_encode_changed_tasks)
     r = app.router
     for prefix in ("", "/master"):
         r.add_route("*", f"{prefix}/api/v1/scheduler", scheduler_api)

@@ -47,7 +47,7 @@ def _sum(items: Any) -> Resources:
 
 
 def _agent_allocated(agent: Agent) -> Resources:
-    used = _sum(t.resources for t in agent.all_tasks() if not t.terminal)
+    used = agent.tasks.live_resources()  # kept as tasks change (issue 7), not walked
     for executors in agent.executors.values():
         for info in executors.values():
             used = used + resources_of(info.resources, "executor")
@@ -111,8 +111,7 @@ def framework_json(master: Master, framework: Framework) -> dict[str, Any]:
             for offer_id, (owner, agent_id) in master.inverse_offers.items()
             if owner == framework.id
         ],
-        "allocated_resources": _sum(
-            t.resources for t in framework.tasks.values() if not t.terminal).to_json(),
+        "allocated_resources": framework.tasks.live_resources().to_json(),
         "offered_resources": _sum(o.resources for o in framework.offers.values()).to_json(),
     }
     if framework.reregistered_time is not None:
