@@ -23,6 +23,7 @@ from mesos.agent.state import Executor, Framework, Task
 from mesos.resources import Resources
 from mesos.v1 import codec
 from mesos.v1 import mesos as v1
+from mesos.v1.enums import AGENT_CAPABILITIES
 from mesos.v1.mesos import TERMINAL_STATES
 
 if TYPE_CHECKING:
@@ -167,8 +168,7 @@ def state_json(agent: Agent) -> dict[str, Any]:
         "id": agent_id or "",
         "pid": agent.pid,
         "hostname": agent.hostname,
-        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
-                         "TASK_GROUP_KILLING"],
+        "capabilities": list(AGENT_CAPABILITIES),
         "resources": total.summary(),
         "reserved_resources": reserved,
         "unreserved_resources": total.unreserved().summary(),

@@ -18,13 +18,11 @@ from mesos.master.registry import DrainRecord
 from mesos.master.state import Agent, Framework, Offer, Task
 from mesos.resources import Resources
 from mesos.v1 import codec
+from mesos.v1.enums import AGENT_CAPABILITIES
 
 if TYPE_CHECKING:
     from mesos.master.service import Master
 
-# What every agent of this implementation can do (as /master/state says too).
-AGENT_CAPABILITIES = ("MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT",
-                      "TASK_NO_EXECUTOR")
 
 
 def drain_json(drain: DrainRecord) -> dict[str, Any]:

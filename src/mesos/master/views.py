@@ -23,7 +23,7 @@ from mesos.master.state import (
 )
 from mesos.resources import Resources
 from mesos.v1 import codec
-from mesos.v1.enums import TERMINAL_STATES
+from mesos.v1.enums import AGENT_CAPABILITIES, TERMINAL_STATES
 from mesos.v1.mesos import AgentInfo, MasterInfo
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def agent_json(master: Master, agent: Agent, *, full: bool = False,
         "active": agent.active and agent.connected,
         "deactivated": not agent.active,
         "version": agent.version,
-        "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT", "TASK_NO_EXECUTOR"],
+        "capabilities": list(AGENT_CAPABILITIES),
     }
     if agent.reregistered_time is not None:
         out["reregistered_time"] = agent.reregistered_time

@@ -168,3 +168,15 @@ TERMINAL_OPERATION_STATES: frozenset[str] = frozenset(
         "OPERATION_GONE_BY_OPERATOR",
     }
 )
+
+# What every agent of this implementation can do, as Mesos' AgentInfo.Capability
+# names it: one list for the agent's /state and the master's views. Not listed:
+# RESOURCE_PROVIDER, AGENT_OPERATION_FEEDBACK and TASK_RESOURCE_LIMITS, which these
+# agents do not have.
+AGENT_CAPABILITIES: tuple[str, ...] = (
+    "MULTI_ROLE",
+    "HIERARCHICAL_ROLE",
+    "RESERVATION_REFINEMENT",
+    "RESIZE_VOLUME",
+    "AGENT_DRAINING",
+)
