@@ -205,13 +205,14 @@ def _as_flag_type(type_: FlagType | Callable[[str], Any]) -> FlagType:
 REDACTED = "********"
 
 # ``scheme://user:password@``: the userinfo of a URL that carries a password (zk URLs,
-# Mesos' ``--zk`` and ``--master``). As the ZooKeeper URL parser reads it, the
-# password runs to the last ``@`` before the first ``/`` (it may hold ``@`` or ``:``);
-# without an ``@`` before the first ``/`` it runs to the next ``@`` (a password with a
-# ``/``). When in doubt more is hidden, never less. Several URLs in one value are each
-# redacted.
+# Mesos' ``--zk`` and ``--master``). The ZooKeeper URL parser ends the password at the
+# last ``@`` before the first ``/``, but a password may hold ``@``, ``:`` and ``/``, so
+# when in doubt more is hidden, never less: the password runs to the last ``@`` before
+# the next whitespace or the next ``scheme://`` (several URLs in one value are each
+# redacted), else, when there is none, to the next ``@`` at all.
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*://"
 _URL_PASSWORD_RE = re.compile(
-    r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?:[^/\s]*@|[^@\s]*@)")
+    rf"({_SCHEME}[^:/@\s]*):(?:(?:(?!{_SCHEME})\S)*@|[^@\s]*@)")
 
 
 def redact_credentials(text: str) -> str:

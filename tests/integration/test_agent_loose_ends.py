@@ -383,10 +383,13 @@ async def test_new_volume_is_given_to_the_task_user(world_dir: Path) -> None:
 
 async def _launch_on(s: RawScheduler, executor_id: str, vid: str,
                      tasks: Callable[[dict[str, Any]], list[dict[str, Any]]],
-                     want: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
+                     want: dict[str, set[str]], *,
+                     executor_volume: dict[str, Any] | None = None,
+                     ) -> dict[str, dict[str, Any]]:
     """Launch ``tasks(offer)`` as one group on DEFAULT executor ``executor_id`` on the
     next offer holding volume ``vid`` (declining the others); the first status of each
-    task in ``want``'s states (task id -> states)."""
+    task in ``want``'s states (task id -> states). ``executor_volume`` goes in the
+    ExecutorInfo's own resources."""
     launched = False
     seen: dict[str, dict[str, Any]] = {}
     for _ in range(300):  # bounded: offers come every 100ms while we decline them
@@ -408,7 +411,8 @@ async def _launch_on(s: RawScheduler, executor_id: str, vid: str,
             if not launched and any(v.persistence_id == vid for v in held):
                 executor = {"type": "DEFAULT", "executor_id": {"value": executor_id},
                             "framework_id": s.fw(),
-                            "resources": [scalar("cpus", 0.1), scalar("mem", 16)]}
+                            "resources": [scalar("cpus", 0.1), scalar("mem", 16),
+                                          *([executor_volume] if executor_volume else [])]}
                 await accept(s, offer, {"type": "LAUNCH_GROUP", "launch_group": {
                     "executor": executor, "task_group": {"tasks": tasks(offer)}}})
                 launched = True
@@ -480,6 +484,68 @@ async def test_volumes_added_to_a_running_container(world_dir: Path) -> None:
             # The executor never heard of it: it made no sandbox for the task.
             assert not list(agent_dir.glob("slaves/*/frameworks/*/executors/pod/runs/"
                                            "latest/tasks/ro-task"))
+
+            # The default executor runs every task as its own user ('nobody'): a task
+            # asking for another fails, saying why, before anything is made for it.
+            pwd.getpwnam("daemon")  # KeyError: the test needs that user on the machine
+            other = await _launch_on(s, "pod", "late-rw", lambda o: [{
+                **task(o, "daemon-task", "true", rw),
+                "command": {"value": "true", "user": "daemon",
+                            "uris": [{"value": str(world_dir / "agent0" / "agent.log")}]},
+            }], {"daemon-task": TERMINAL})
+            status = other["daemon-task"]
+            assert status["state"] == "TASK_FAILED", status
+            assert "asks to run as user 'daemon'" in status["message"], status
+            assert "own user 'nobody'" in status["message"], status
+            assert not list(agent_dir.glob("slaves/*/frameworks/*/executors/pod/runs/"
+                                           "latest/tasks/daemon-task"))
+        finally:
+            await s.close()
+            agent.stop(sig=signal.SIGUSR1)
+            reap_executors(agent.args)
+
+
+async def test_executor_volume_relink_never_follows_a_planted_link(
+        world_dir: Path) -> None:
+    """The default executor's own volume (ExecutorInfo resources) is linked again
+    whenever its tasks change, in a sandbox its user ('nobody') owns: a task of that
+    user replaces a directory on the volume's container path with a link to a
+    root-only directory; when the task ends, the agent refuses to go through the link
+    (a warning) and makes nothing where it points."""
+    if os.geteuid() != 0:
+        pytest.fail("running tasks as another user needs root (CI runs as root)")
+    python = python_for("nobody")
+    paths = [sysconfig.get_paths()["purelib"], str(Path(mesos.__file__).parents[1])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    victim = world_dir / "victim"
+    victim.mkdir(mode=0o700)
+    with Cluster(world_dir, agents=0) as c:
+        agent_dir = world_dir / "agent0"
+        agent_dir.mkdir()
+        agent = Daemon("agent0", [
+            python, "-m", "mesos.cli.agent", f"--master={c.master_url}", "--ip=127.0.0.1",
+            f"--port={free_port()}", f"--work_dir={agent_dir}",
+            "--registration_backoff_factor=100ms", "--resources=cpus:4;mem:1024;disk:1024",
+            "--isolation=posix/cpu,posix/mem,filesystem/posix"], agent_dir / "agent.log", env)
+        agent.start()
+        s = RawScheduler(c.master_url)
+        try:
+            wait_for(lambda: c.get("/master/slaves")["slaves"], 60, "the agent to register")
+            await s.subscribe({**VOLUME_FW, "user": "nobody"})
+            vol = volume("exec-vol", "RW", "a/new")
+            await create_volumes(s, vol)
+            plant = f'cd ../.. && test -L a/new && rm -rf a && ln -s {victim} a'
+            done = await _launch_on(s, "pod", "exec-vol", lambda o: [{
+                "name": "planter", "task_id": {"value": "planter"},
+                "agent_id": o["agent_id"], "command": {"value": plant},
+                "resources": [scalar("cpus", 0.1), scalar("mem", 16)]}],
+                {"planter": TERMINAL}, executor_volume=vol)
+            assert done["planter"]["state"] == "TASK_FINISHED", (done, agent.log()[-3000:])
+            refused = "'a' in the sandbox is a symbolic link"
+            wait_for(lambda: refused in agent.log() or any(victim.iterdir()), 60,
+                     "the agent to relink the executor's volume")
+            assert list(victim.iterdir()) == []  # the agent wrote nothing through it
+            assert refused in agent.log()
         finally:
             await s.close()
             agent.stop(sig=signal.SIGUSR1)

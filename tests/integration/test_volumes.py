@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pwd
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mesos.agent.containerizer.isolator import BindMount
+from mesos.agent.containerizer.launcher import _mount_prefix
 from mesos.resources import Resources
 from mesos.testing.cluster import Cluster
 from mesos.testing.rawsched import RawScheduler
@@ -298,3 +304,62 @@ async def test_group_task_finds_its_volume_in_its_own_sandbox(tmp_path: Path) ->
             assert await run_on_volume(s, "g1", "wrong", wrong, vol) == "TASK_FAILED"
         finally:
             await s.close()
+
+
+# ------------------------------------------- the launcher's read-only mounts, by hand
+#
+# What the linux launcher runs for a container with a read-only volume: a private
+# mount namespace (unshare), the mount prefix, then the command. Each test's
+# namespace goes with its last process, so nothing is left mounted on the host.
+
+
+def _in_namespace(mounts: list[BindMount], *command: str,
+                  before: str = "") -> subprocess.CompletedProcess[str]:
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or unshare is None:
+        pytest.skip("SKIPPED LOUDLY: mount namespaces need root and util-linux unshare "
+                    "(CI runs as root)")
+    setup = ["sh", "-c", f'{before} exec "$@"', "sh"] if before else []
+    argv = [unshare, "--mount", "--propagation", "private", "--", *setup,
+            *_mount_prefix(mounts), *command]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_read_only_mount_never_goes_through_a_planted_link(tmp_path: Path) -> None:
+    """The sandbox is its user's when the container starts: a directory on the way to
+    the mount point swapped for a link (here: planted before the launch) fails the
+    launch; nothing is mounted where the link points (the victim's ``etc``)."""
+    source, sandbox, victim = tmp_path / "vol", tmp_path / "sandbox", tmp_path / "victim"
+    for d in (source, sandbox / "x" / "etc", victim / "etc"):
+        d.mkdir(parents=True)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(sandbox, nobody.pw_uid, nobody.pw_gid)
+    target = sandbox / "x" / "etc"
+    ok = _in_namespace([BindMount(str(source), str(target), read_only=True)],
+                       "cat", "/proc/self/mountinfo")
+    assert ok.returncode == 0, ok.stderr
+    assert f" {target} ro" in ok.stdout  # the honest case: mounted, read-only
+    shutil.rmtree(sandbox / "x")
+    (sandbox / "x").symlink_to(victim)  # what the user swaps in
+    bad = _in_namespace([BindMount(str(source), str(target), read_only=True)],
+                        "cat", "/proc/self/mountinfo")
+    assert bad.returncode == 121, (bad.stdout, bad.stderr)
+    assert "symbolic link" in bad.stderr
+    assert str(victim) not in bad.stdout
+
+
+def test_read_only_mount_brings_no_writable_submount(tmp_path: Path) -> None:
+    """A mount under the volume's directory does not come along into a read-only
+    mount (a read-only remount covers one mount only), and neither the mount point
+    nor the volume's host path can be written."""
+    source, target = tmp_path / "vol", tmp_path / "sandbox" / "ro"
+    for d in (source / "sub", target):
+        d.mkdir(parents=True)
+    script = (f'touch {target}/sub/x; echo sub=$?; touch {target}/y; echo top=$?; '
+              f'touch {source}/z; echo host=$?')
+    done = _in_namespace([BindMount(str(source), str(target), read_only=True)],
+                         "sh", "-c", script,
+                         before=f"mount -t tmpfs tmpfs {source}/sub || exit 99;")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["sub=1", "top=1", "host=1"], done.stderr
+    assert not (source / "sub" / "x").exists() and not (source / "z").exists()

@@ -28,6 +28,10 @@ FLAGS = [
     ("zk://ops:p@ss@h:2181/mesos", "zk://ops:********@h:2181/mesos"),
     ("zk://ops:p@s:s@h1:2181,h2:2181/m zk://u:v@h/n",
      "zk://ops:********@h1:2181,h2:2181/m zk://u:********@h/n"),
+    # A '/' then more '@': everything to the last '@' is hidden, never less.
+    ("zk://u:p/a@b@h/x", "zk://u:********@h/x"),
+    ("zk://u:p/a@b@h/x,zk://v:q@i/y", "zk://u:********@h/x,zk://v:********@i/y"),
+    ("zk://u:x://y@h/z", "zk://u:********@h/z"),
 ])
 def test_redact_credentials(text: str, shown: str) -> None:
     assert redact_credentials(text) == shown

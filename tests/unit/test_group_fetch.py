@@ -18,12 +18,13 @@ from typing import Any, cast
 
 import pytest
 
-from mesos.agent.events import SendToExecutor
+from mesos.agent.events import ExecutorSubscribed, ExecutorUpdate, ForwardStatus, SendToExecutor
 from mesos.agent.fetcher import Fetcher, FetchError
-from mesos.agent.group_fetch import GroupFetchSender, Target
+from mesos.agent.group_fetch import GroupFetchSender, Target, open_task_sandbox
 from mesos.v1 import codec
 from mesos.v1 import executor as ev1
 from mesos.v1 import mesos as v1
+from tests.unit.test_agent_core import Harness, start_command_task, update
 
 KEY = ("fw", "ex")
 
@@ -82,6 +83,7 @@ class Rig:
     sent: list[str] = field(default_factory=list)
     failed: list[tuple[str, ...]] = field(default_factory=list)
     reported: list[tuple[list[str], str, str]] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     target: Target | None = None
 
@@ -109,8 +111,8 @@ def make(tmp_path: Path, fetcher: Any, *, timeout: float = 60.0,
         target=lambda f, e: rig.target,
         fail=lambda f, e, c, m: rig.failed.append((f, e, c, m)),
         spawn=spawn,
-        report=lambda f, e, ids, state, reason, message: rig.reported.append(
-            (ids, state, reason)),
+        report=lambda f, e, ids, state, reason, message: (
+            rig.reported.append((ids, state, reason)), rig.messages.append(message)),
         staging=str(tmp_path / "staging"), timeout=timeout, check=check)
     rig = Rig(sender, sandbox)
     rig.target = Target(str(sandbox), "cid", None)
@@ -232,6 +234,8 @@ async def test_kill_of_a_task_being_fetched_cancels_the_fetch(tmp_path: Path) ->
     assert rig.reported == [(["a", "b"], "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH")]
     rig.sender(kill("c"))  # c's group waits behind: dropped without a fetch
     assert rig.reported[1:] == [(["c"], "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH")]
+    assert "its task group's URIs were being fetched" in rig.messages[0]
+    assert "waited behind another task group's fetch" in rig.messages[1]
     rig.sender(kill("zz"))  # not held: goes on in order (here at once: nothing held)
     fetcher.gate.set()
     await rig.settle()
@@ -317,6 +321,24 @@ async def test_symlink_swapped_in_during_the_fetch_is_not_followed(tmp_path: Pat
     assert "symbolic link" in message
 
 
+async def test_fetched_entry_never_replaces_a_volume_link(tmp_path: Path,
+                                                          source: str) -> None:
+    """A fetched file named like a volume's container path (its link is made before
+    the fetch) fails the fetch, saying why, instead of replacing the volume."""
+    fetcher = Fetcher(cache_dir=str(tmp_path / "cache"))
+    rig = make(tmp_path, fetcher)
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (rig.sandbox / "tasks" / "t1").mkdir(parents=True)
+    (rig.sandbox / "tasks" / "t1" / "authorized_keys").symlink_to(volume)
+    await _fetch_for_real(rig, fetcher, "t1", source)
+    assert (rig.sandbox / "tasks" / "t1" / "authorized_keys").is_symlink()
+    assert rig.sent == []
+    [(_, _, _, message)] = rig.failed
+    assert "link or directory of that name is already there" in message
+    assert os.listdir(tmp_path / "staging") == []
+
+
 async def test_fetch_into_a_real_task_sandbox_works(tmp_path: Path, source: str) -> None:
     fetcher = Fetcher(cache_dir=str(tmp_path / "cache"))
     rig = make(tmp_path, fetcher)
@@ -355,3 +377,71 @@ async def test_launch_of_a_command_task_goes_straight_through(tmp_path: Path) ->
                        command=v1.CommandInfo(value="true", uris=[v1.URI(value="file:///x")]))
     rig.sender(SendToExecutor(*KEY, ev1.Event(type="LAUNCH", launch=ev1.Launch(task=task))))
     assert rig.sent == ["LAUNCH"] and rig.tasks == [] and not fetcher.started.is_set()
+
+
+async def test_kill_of_a_launch_held_behind_a_fetch_says_why(tmp_path: Path) -> None:
+    """A plain LAUNCH queued behind a group's fetch, killed there: reported killed,
+    saying it waited behind another group's fetch (it had no URIs of its own)."""
+    fetcher = GatedFetcher()
+    rig = make(tmp_path, fetcher)
+    rig.sender(group("a"))
+    await asyncio.wait_for(fetcher.started.wait(), 10)
+    task = v1.TaskInfo(name="p", task_id=v1.TaskID(value="p"), agent_id=v1.AgentID(value="a"),
+                       command=v1.CommandInfo(value="true"))
+    rig.sender(SendToExecutor(*KEY, ev1.Event(type="LAUNCH", launch=ev1.Launch(task=task))))
+    rig.sender(kill("p"))
+    assert rig.reported == [(["p"], "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH")]
+    assert rig.messages == ["Killed before delivery to the executor (it waited behind "
+                            "another task group's fetch)"]
+    fetcher.gate.set()
+    await rig.settle()
+    assert rig.sent == ["LAUNCH_GROUP"]
+
+
+def test_directory_swapped_in_while_it_is_made_is_not_given_away(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the agent's ``mkdir`` and its ``O_NOFOLLOW`` open, the sandbox's user
+    renames a directory of its choosing onto the fresh name (simulated: right after
+    the real ``mkdir``): it is refused, not chowned, and its contents are untouched."""
+    if os.geteuid() != 0:
+        pytest.skip("SKIPPED LOUDLY: giving a directory to another user needs root "
+                    "(CI runs as root)")
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    picked = sandbox / "picked"
+    picked.mkdir()
+    (picked / "keep").write_text("the user's pick")
+    real_mkdir = os.mkdir
+
+    def mkdir_then_swap(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        real_mkdir(path, mode, dir_fd=dir_fd)
+        os.rmdir(sandbox / "tasks")
+        os.rename(picked, sandbox / "tasks")
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_swap)
+    with pytest.raises(OSError, match="replaced while it was made"):
+        open_task_sandbox(str(sandbox), "t1", ((65534, 65534), (65534, 65534)))
+    monkeypatch.undo()
+    assert (sandbox / "tasks").stat().st_uid == 0
+    assert os.listdir(sandbox / "tasks") == ["keep"]
+
+
+def test_agent_reports_are_not_acknowledged_to_the_executor() -> None:
+    """A terminal status the agent reports itself (a task refused or killed before
+    the executor heard of it) is forwarded, but the executor gets no ACKNOWLEDGED for
+    a task it never knew; its own updates still are acknowledged."""
+    h = Harness()
+    start_command_task(h)
+    h.do(ExecutorSubscribed("fw-1", "t1"))
+    agent_report = v1.TaskStatus(
+        task_id=v1.TaskID(value="t1"), state="TASK_FAILED", source="SOURCE_AGENT",
+        reason="REASON_CONTAINER_UPDATE_FAILED", message="refused", uuid=b"\x01" * 16)
+    [forward] = [e for e in h.do(ExecutorUpdate("fw-1", "t1", agent_report))
+                 if isinstance(e, ForwardStatus)]
+    assert forward.status.state == "TASK_FAILED" and forward.ack_executor is None
+    h2 = Harness()
+    start_command_task(h2)
+    h2.do(ExecutorSubscribed("fw-1", "t1"))
+    [own] = [e for e in h2.do(ExecutorUpdate("fw-1", "t1", update("t1", "TASK_RUNNING", 1)))
+             if isinstance(e, ForwardStatus)]
+    assert own.ack_executor == "t1"

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from mesos.agent import volumes
 from mesos.agent.containerizer.isolator import BindMount
+from mesos.agent.containerizer.isolators.filesystem import chown_tree
+from mesos.agent.containerizer.launcher import _mount_prefix
 from mesos.agent.group_fetch import open_task_sandbox
 from tests.unit.test_resources_volumes import DYN, disk, res
 
@@ -187,3 +192,87 @@ def test_task_volume_and_sandbox_go_to_the_task_user(tmp_path: Path) -> None:
         st = path.stat()
         assert (st.st_uid, st.st_gid) == owner, path
     assert (sandbox / "tasks").stat().st_uid == 0
+
+
+def test_running_container_volume_never_follows_a_planted_parent_link(
+        tmp_path: Path) -> None:
+    """A running container's sandbox is its user's: a link planted on a volume's
+    container path (an executor's own volume, linked again on every resize, or a custom
+    executor's task volume) is refused, and nothing is made where it points."""
+    work, sandbox, victim = str(tmp_path / "work"), tmp_path / "sandbox", tmp_path / "root"
+    sandbox.mkdir()
+    victim.mkdir(mode=0o700)
+    (sandbox / "a").symlink_to(victim)
+    (sandbox / "l").symlink_to(victim)
+    for path in ("a/new", "a/b/new"):
+        vol = res(disk(10, reservations=DYN, vid="v", path=path))
+        with pytest.raises(volumes.VolumeError, match="symbolic link or not a directory"):
+            volumes.link_volumes(work, str(sandbox), vol)
+    ro = res(disk(10, reservations=DYN, vid="r", path="l/ro", mode="RO"))
+    with pytest.raises(volumes.VolumeError, match="only be mounted when"):
+        volumes.link_volumes(work, str(sandbox), ro)  # the link is not its mount point
+    with pytest.raises(volumes.VolumeError):
+        volumes.mount_points(work, str(sandbox), ro)
+    assert list(victim.iterdir()) == []
+    # Directories made on the way belong to the container's user, not root.
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        volumes.link_volumes(work, str(sandbox),
+                             res(disk(10, reservations=DYN, vid="w", path="d/e/w")),
+                             user="nobody")
+        for path in (sandbox / "d", sandbox / "d" / "e"):
+            assert path.stat().st_uid == nobody.pw_uid, path
+        assert (sandbox / "d" / "e" / "w").is_symlink()
+
+
+def test_recovered_read_only_mounts_are_read_from_the_kernel(tmp_path: Path) -> None:
+    """After a restart the agent learns a container's read-only volumes from that
+    container's mount table, not from the sandbox: a plain directory there (which the
+    sandbox's user can make) is not a read-only mount."""
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or unshare is None:
+        pytest.skip("SKIPPED LOUDLY: mount namespaces need root and util-linux unshare "
+                    "(CI runs as root)")
+    source, sandbox = tmp_path / "vol", (tmp_path / "sand box").resolve()
+    for d in (source, sandbox / "ro", sandbox / "fake"):
+        d.mkdir(parents=True)
+    target = str(sandbox / "ro")
+    argv = [unshare, "--mount", "--propagation", "private", "--",
+            *_mount_prefix([BindMount(str(source), target, read_only=True)]),
+            "sleep", "120"]
+    proc = subprocess.Popen(argv)
+    try:
+        deadline = time.monotonic() + 60
+        while not volumes.mounted_read_only(proc.pid, target):
+            assert proc.poll() is None, "the container ended before its mount was made"
+            assert time.monotonic() < deadline, "the read-only mount never showed"
+            time.sleep(0.05)
+        assert not volumes.mounted_read_only(proc.pid, str(sandbox / "fake"))
+        assert not volumes.mounted_read_only(os.getpid(), target)  # not the agent's
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert not volumes.mounted_read_only(proc.pid, target)  # gone with its process
+
+
+def test_sandbox_is_given_away_bottom_up(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``filesystem/posix`` chowns a sandbox to its user children first, the sandbox
+    itself last: until then every path it chowns runs through root's directories
+    only, which no process of that user can swap for a link."""
+    sandbox = tmp_path / "sandbox"
+    (sandbox / "a" / "b").mkdir(parents=True)
+    (sandbox / "a" / "b" / "f").write_text("x")
+    (sandbox / "link").symlink_to("/etc")
+    done: list[str] = []
+    real = os.lchown
+
+    def record(path: str, uid: int, gid: int) -> None:
+        done.append(os.path.relpath(path, sandbox))
+        real(path, uid, gid)
+
+    monkeypatch.setattr(os, "lchown", record)
+    chown_tree(str(sandbox), os.getuid(), os.getgid())
+    assert done[-1] == "."
+    assert sorted(done) == sorted([".", "a", "a/b", "a/b/f", "link"])
+    assert done.index("a/b/f") < done.index("a/b") < done.index("a")

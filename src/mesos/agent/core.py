@@ -587,7 +587,11 @@ class AgentCore:
             reason, message = event.limitation
             status = msgspec.structs.replace(
                 status, reason=reason, message=message, source="SOURCE_AGENT")
-        forward = ForwardStatus(event.framework_id, status, ack_executor=executor.id)
+        # The agent's own reports (tasks the executor never heard of) are not the
+        # executor's to be acknowledged.
+        by_executor = event.status.source != "SOURCE_AGENT"
+        forward = ForwardStatus(event.framework_id, status,
+                                ack_executor=executor.id if by_executor else None)
         task = executor.find_task(status.task_id.value)
         if task is not None and (task.state in TERMINAL_STATES
                                  or any(s.uuid == status.uuid for s in task.statuses)):

@@ -18,8 +18,15 @@ sandbox by descriptor only: ``tasks`` and ``tasks/<id>`` are opened with
 ``O_NOFOLLOW|O_DIRECTORY`` relative to the sandbox's descriptor (a symlink or a
 non-directory there fails the fetch), created ones are ``fchown``-ed, and each fetched
 entry is ``rename``-d into the opened directory, which never follows a link at the
-name it replaces. The agent makes a group task's volume links the same way, through
-:func:`open_task_sandbox` (``mesos.agent.volumes.link_task_volumes``).
+name it replaces (so a name already taken there, a volume's link say, fails the
+fetch instead). The agent makes a group task's volume links the same way, through
+:func:`open_task_sandbox` (``mesos.agent.volumes.link_task_volumes``). The staging
+directory is under the work directory, as the sandboxes are: ``rename`` cannot cross
+file systems, and a sandbox elsewhere would fail every fetch with EXDEV.
+
+The default executor runs every task as its own user, so the fetched files and the
+task sandbox are given to the executor's (container's) user; a task naming another
+user is refused before its fetch (``AgentService._other_task_user``).
 
 Events to one executor keep their order: while a LAUNCH_GROUP waits for its fetch,
 later events to that executor (a KILL, another group) queue behind it, with these
@@ -53,6 +60,7 @@ import logging
 import os
 import pwd
 import shutil
+import stat
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -69,8 +77,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GroupFetchSender", "Target", "executor_target", "file_owner", "open_task_sandbox",
-           "task_sandbox"]
+__all__ = [
+    "GroupFetchSender",
+    "Target",
+    "UnsafePathError",
+    "executor_target",
+    "file_owner",
+    "open_subdir",
+    "open_task_sandbox",
+    "task_sandbox",
+]
 
 Key = tuple[str, str]  # (framework id, executor id)
 
@@ -156,11 +172,23 @@ def file_owner(user: str | None) -> tuple[int, int] | None:
     return pw.pw_uid, pw.pw_gid
 
 
-def _open_subdir(parent_fd: int, name: str, shown: str,
-                 owner: tuple[int, int] | None) -> int:
+class UnsafePathError(OSError):
+    """A name in a sandbox is a symbolic link, not a directory, or was swapped while
+    the agent made it: the agent refuses to go through it."""
+
+
+def open_subdir(parent_fd: int, name: str, shown: str,
+                owner: tuple[int, int] | None) -> int:
     """``name`` in the directory ``parent_fd`` as an open directory, created (and
     given to ``owner``) if missing. A symlink or anything but a directory there is
-    refused: it is never followed."""
+    refused: it is never followed. The one helper for every directory the agent makes
+    in a sandbox its user may be writing to (a task's, and the volumes' parents).
+
+    Between ``mkdir`` and the ``O_NOFOLLOW`` open the sandbox's user can rename
+    another directory onto the fresh name; it is given to ``owner`` only if it is
+    still what ``mkdir`` made: owned by the agent and empty. Anything else is an
+    OSError rather than a chown of the user's pick.
+    """
     made = False
     try:
         os.mkdir(name, 0o755, dir_fd=parent_fd)
@@ -171,11 +199,15 @@ def _open_subdir(parent_fd: int, name: str, shown: str,
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise OSError(f"'{shown}' in the executor sandbox is a symbolic link or not a "
+            raise UnsafePathError(f"'{shown}' in the sandbox is a symbolic link or not a "
                           "directory; refusing to use it") from None
         raise
     if made and owner is not None:
         try:
+            info = os.fstat(fd)
+            if info.st_uid != os.geteuid() or os.listdir(fd):
+                raise UnsafePathError(f"'{shown}' in the sandbox was replaced while it was made; "
+                              "refusing to give it away")
             os.fchown(fd, *owner)
         except OSError:
             os.close(fd)
@@ -200,8 +232,8 @@ def open_task_sandbox(directory: str, task_id: str, owners: Owners) -> int:
     opened: list[int] = []
     try:
         opened.append(os.open(directory, _DIR_FLAGS))
-        opened.append(_open_subdir(opened[-1], "tasks", "tasks", owners[0]))
-        opened.append(_open_subdir(opened[-1], task_id, f"tasks/{task_id}", owners[1]))
+        opened.append(open_subdir(opened[-1], "tasks", "tasks", owners[0]))
+        opened.append(open_subdir(opened[-1], task_id, f"tasks/{task_id}", owners[1]))
     except BaseException:
         for fd in reversed(opened):
             os.close(fd)
@@ -219,6 +251,17 @@ def _install(directory: str, task_id: str, staged: str, owners: Owners) -> str:
         staged_fd = os.open(staged, _DIR_FLAGS)
         try:
             for name in sorted(os.listdir(staged_fd)):
+                # rename(2) would replace what is there: a plain file (a task id used
+                # again) may go, a volume's link or an empty mount point never.
+                try:
+                    there = os.lstat(name, dir_fd=task_fd)
+                except FileNotFoundError:
+                    pass
+                else:
+                    if not stat.S_ISREG(there.st_mode):
+                        raise OSError(f"cannot move '{name}' into the task sandbox: a "
+                                      "link or directory of that name is already there "
+                                      "(a volume's?)")
                 try:
                     os.rename(name, name, src_dir_fd=staged_fd, dst_dir_fd=task_fd)
                 except OSError as exc:
@@ -343,11 +386,13 @@ class GroupFetchSender:
                 return False
             queue.events.remove(group)
         ids = [t.task_id.value for t in _launched(group)]
-        log.info("Task(s) %s of executor '%s' of framework %s killed while their URIs were "
-                 "being fetched", ", ".join(ids), key[1], key[0])
+        own = group is queue.current
+        why = ("its task group's URIs were being fetched" if own else
+               "it waited behind another task group's fetch")
+        log.info("Task(s) %s of executor '%s' of framework %s killed before delivery: %s",
+                 ", ".join(ids), key[1], key[0], why)
         self.report(key[0], key[1], ids, "TASK_KILLED", "REASON_TASK_KILLED_DURING_LAUNCH",
-                    "Killed before delivery to the executor (its task group's URIs were "
-                    "being fetched)")
+                    f"Killed before delivery to the executor ({why})")
         return True
 
     async def _drain(self, key: Key, queue: _Queue) -> None:
@@ -402,9 +447,10 @@ class GroupFetchSender:
         for task in tasks:
             assert task.command is not None
             _check_task_id(task.task_id.value)
-            # Without a user of its own (--switch_user=false) the task runs as the agent.
-            user = (task.command.user or target.user) if target.user else None
-            owner = await asyncio.to_thread(file_owner, user)
+            # The default executor runs every task as its own user (a task naming
+            # another is refused before this); --switch_user=false: as the agent.
+            user = target.user
+            owner = executor_owner
             await asyncio.to_thread(os.makedirs, self.staging, 0o700, True)
             staged = await asyncio.to_thread(
                 tempfile.mkdtemp, prefix=f"{task.task_id.value[:40]}.", dir=self.staging)

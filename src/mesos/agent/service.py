@@ -366,6 +366,9 @@ class Agent:
         executor = self.core.executor(framework_id, executor_id)
         if executor is None:
             return None
+        other_user = self._other_task_user(executor, tasks)
+        if other_user is not None:
+            return other_user
         mounted = self._ro_mounts.get(executor.container_id)
         try:
             places = self._volume_sandboxes(executor, tasks)
@@ -377,9 +380,15 @@ class Agent:
                     continue
                 if mounted is not None:
                     ok = (sandbox, volume.persistence_id) in mounted
-                else:  # recovered by this agent: its mount point says what it got
-                    path = os.path.join(sandbox, volume.container_path)
-                    ok = os.path.isdir(path) and not os.path.islink(path)
+                else:  # recovered by this agent: the container's mounts say
+                    pid = self._live_pid(executor.container_id)
+                    # Only the executor's directory is resolved (its parents are
+                    # ours); nothing the user could have made a link below it.
+                    below = os.path.relpath(sandbox, executor.directory)
+                    path = os.path.normpath(os.path.join(
+                        os.path.realpath(executor.directory), below,
+                        volume.container_path))
+                    ok = pid is not None and volumes.mounted_read_only(pid, path)
                 if not ok:
                     return (f"read-only persistent volume '{volume.persistence_id}' can "
                             "only be mounted when its container starts, not added to the "
@@ -388,6 +397,25 @@ class Agent:
             self._place_volumes(executor, self._executor_user(executor), tasks)
         except (volumes.VolumeError, OSError) as exc:
             return str(exc)
+        return None
+
+    def _other_task_user(self, executor: Executor,
+                         tasks: Sequence[v1.TaskInfo]) -> str | None:
+        """Why ``tasks`` cannot run under the default executor as the user they ask
+        for, or None. Mesos runs each task of a group as a nested container of the
+        task's own user; our default executor runs every task as a local process of
+        its own user and never switches, so a task naming another user would run as
+        the wrong one (and the files the agent gives it would be out of its reach):
+        such a group is failed, not run."""
+        if executor.info.type != "DEFAULT" or not self._runs_as_user():
+            return None
+        user = self._executor_user(executor)
+        for task in tasks:
+            asked = task.command.user if task.command is not None else None
+            if asked and asked != user:
+                return (f"task '{task.task_id.value}' asks to run as user '{asked}', but "
+                        f"the default executor runs every task of its container as its "
+                        f"own user '{user}' and cannot switch users")
         return None
 
     def _send_to_stream(self, key: tuple[str, str], data: bytes) -> None:
@@ -570,18 +598,20 @@ class Agent:
         """The volumes of a task group's task in its own sandbox, ``tasks/<id>`` under
         the executor's ``directory``, reached by descriptor only (the task's user may
         have planted links there). The directories made and new volumes go to the
-        task's user (its command's, else the container's) as group fetches do."""
+        container's user, which every task of the default executor runs as."""
         task_id = task.task_id.value
         as_user = self._runs_as_user() and bool(user)
-        command_user = task.command.user if task.command is not None else None
-        task_user = (command_user or user) if as_user else None
+        # The default executor runs every task as its own (the container's) user; a
+        # task asking for another is refused (_other_task_user).
+        task_user = user if as_user else None
         try:
             owners = (file_owner(user if as_user else None), file_owner(task_user))
             fd = open_task_sandbox(directory, task_id, owners)
         except (OSError, ValueError) as exc:
             raise volumes.VolumeError(f"Cannot open the sandbox of task '{task_id}' for its "
                                       f"volumes: {exc}") from None
-        shown = task_sandbox(directory, task_id)
+        # Its real path: the mount helper refuses any link on the way to a mount point.
+        shown = task_sandbox(os.path.realpath(directory), task_id)
         work_dir = self.checkpointer.work_dir
         try:
             mounts = (volumes.task_mount_points(work_dir, fd, shown, resources, owners[1])
@@ -1151,6 +1181,11 @@ class Agent:
         keep = {e.container_id for f in self.core.frameworks.values() if f.info.checkpoint
                 for e in f.executors.values()}
         return running - keep
+
+    def _live_pid(self, container_id: str) -> int | None:
+        """The pid of the container's first process, if this agent knows it alive."""
+        process = self.processes.get(container_id)
+        return process.pid if process is not None else self.recovered_pids.get(container_id)
 
     def _pid_of(self, container_id: str) -> int:
         process = self.processes.get(container_id)

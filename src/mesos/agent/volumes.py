@@ -25,7 +25,8 @@ resources* (dynamic reservations and persistent volumes, Mesos'
   ``$MESOS_SANDBOX/<container_path>`` (:func:`link_task_volumes`,
   :func:`task_mount_points`), made by descriptor without following any link the
   task's user may have planted; the executor's own volumes (ExecutorInfo resources)
-  stay at ``<executor sandbox>/<container_path>``;
+  stay at ``<executor sandbox>/<container_path>``, linked by descriptor too (the
+  executor's sandbox is its user's while it runs);
 * give a new read-write volume to the task's user: on its first use (the directory
   is still empty) by a task running as another user than the agent's, the volume
   directory is chowned (not recursively) to that user, so the task can write to it.
@@ -47,11 +48,13 @@ import errno
 import logging
 import os
 import pwd
+import re
 import shutil
 from dataclasses import dataclass
 
 from mesos.agent import checkpoint
 from mesos.agent.containerizer.isolator import BindMount
+from mesos.agent.group_fetch import UnsafePathError, open_subdir
 from mesos.resources import Resources, ResourcesError, Volume, apply_checkpointed
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,7 @@ __all__ = [
     "link_task_volumes",
     "link_volumes",
     "mount_points",
+    "mounted_read_only",
     "recover",
     "task_mount_points",
     "volume_path",
@@ -146,16 +150,6 @@ def _make_volume_dir(work_dir: str, volume: Volume) -> str:
     return path
 
 
-def _sandbox_path(real_sandbox: str, volume: Volume) -> str:
-    path = os.path.normpath(os.path.join(real_sandbox, volume.container_path))
-    if os.path.commonpath([path, real_sandbox]) != real_sandbox or path == real_sandbox:
-        raise VolumeError(
-            f"Volume '{volume.persistence_id}': container path '{volume.container_path}' "
-            "is not inside the sandbox"
-        )
-    return path
-
-
 def _give_to_user(path: str, user: str | None) -> None:
     """Chown a still empty volume directory to ``user`` (its first use by a task of
     that user), when the agent is root and ``user`` is another user. Never recursive,
@@ -177,26 +171,15 @@ def _give_to_user(path: str, user: str | None) -> None:
 def mount_points(work_dir: str, sandbox: str, resources: Resources) -> list[BindMount]:
     """For a container about to start: a mount point at ``<sandbox>/<container_path>``
     for each read-only volume in ``resources``, and the mounts the launcher must make
-    in the container's mount namespace. Call before :func:`link_volumes`."""
-    mounts: list[BindMount] = []
+    in the container's mount namespace. Call before :func:`link_volumes`. Made by
+    descriptor, as :func:`task_mount_points` (an executor with the same id may have
+    run in this sandbox before, as its user)."""
     real_sandbox = os.path.realpath(sandbox)
-    for volume in resources.volumes():
-        if volume.mode != "RO":
-            continue
-        source = _make_volume_dir(work_dir, volume)
-        path = _sandbox_path(real_sandbox, volume)
-        what = f"persistent volume '{volume.persistence_id}'"
-        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)
-                                      or os.listdir(path)):
-            raise VolumeError(f"Volume '{volume.persistence_id}': {path} already exists in "
-                              "the sandbox")
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError as exc:
-            raise VolumeError(f"Cannot make a mount point for {what} in the sandbox: "
-                              f"{exc}") from None
-        mounts.append(BindMount(source, path, read_only=True, what=what))
-    return mounts
+    fd = _open_sandbox(real_sandbox)
+    try:
+        return task_mount_points(work_dir, fd, real_sandbox, resources)
+    finally:
+        os.close(fd)
 
 
 def link_volumes(work_dir: str, sandbox: str, resources: Resources, *,
@@ -206,29 +189,28 @@ def link_volumes(work_dir: str, sandbox: str, resources: Resources, *,
     directory; returns the links made. A link already there and pointing at the
     volume is kept, so this can run again whenever the container's tasks change.
     Anything else in the way is a VolumeError: a task's files are never replaced by a
-    volume. ``user`` (the container's user) is given new, empty volumes.
+    volume. ``user`` (the container's user) is given new, empty volumes and the
+    directories made on the way.
+
+    This runs for running containers too (a volume of a new task, the executor's own
+    on every resize), whose sandbox belongs to their user, who may have planted links
+    there: everything is done through a descriptor of the sandbox, one component at a
+    time with O_NOFOLLOW, the link made with ``symlinkat`` (:func:`link_task_volumes`).
 
     A read-only volume must already have the mount point :func:`mount_points` made
     when its container started; one added to a running container is a VolumeError and
     gets no directory, so its tasks find nothing rather than a writable stand-in.
     """
-    made: list[str] = []
-    unmounted: list[str] = []
     real_sandbox = os.path.realpath(sandbox)
-    for volume in resources.volumes():
-        target = _make_volume_dir(work_dir, volume)
-        path = _sandbox_path(real_sandbox, volume)
-        if volume.mode != "RO":  # a read-only one is not the task's to write, nor own
-            try:
-                _give_to_user(target, user)
-            except OSError as exc:
-                raise VolumeError(f"Cannot give volume '{volume.persistence_id}' to user "
-                                  f"'{user}': {exc}") from None
-        if volume.mode != "RO":
-            if _symlink(target, path, volume):
-                made.append(path)
-        elif not (os.path.isdir(path) and not os.path.islink(path)):
-            unmounted.append(volume.persistence_id)
+    fd = _open_sandbox(real_sandbox)
+    try:
+        owner = _owner(user)
+        made = link_task_volumes(work_dir, fd, real_sandbox, resources, owner=owner,
+                                 user=user)
+        unmounted = [v.persistence_id for v in resources.volumes()
+                     if v.mode == "RO" and not _has_dir(fd, _relative_parts(v))]
+    finally:
+        os.close(fd)
     if unmounted:  # after the others are linked: one bad volume does not hold them up
         raise VolumeError(f"Read-only persistent volume(s) {', '.join(unmounted)} can only "
                           "be mounted when their container starts, not added to a running "
@@ -236,24 +218,63 @@ def link_volumes(work_dir: str, sandbox: str, resources: Resources, *,
     return made
 
 
-def _symlink(target: str, link: str, volume: Volume) -> bool:
-    """Link ``link`` to the volume; False when that link is already there."""
-    if os.path.islink(link):
-        if os.path.realpath(link) == os.path.realpath(target):
-            return False
-        raise VolumeError(f"Volume '{volume.persistence_id}': {link} already links "
-                          "somewhere else")
-    if os.path.lexists(link):
-        raise VolumeError(f"Volume '{volume.persistence_id}': {link} already exists in "
-                          "the sandbox")
+def _open_sandbox(real_sandbox: str) -> int:
+    """The sandbox (its real path: its parents are the agent's) as a directory fd."""
     try:
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(target, link)
+        return os.open(real_sandbox, _DIR_FLAGS)
     except OSError as exc:
-        raise VolumeError(f"Cannot link volume '{volume.persistence_id}' into the "
-                          f"sandbox: {exc}") from None
-    log.info("Linked persistent volume '%s' at %s", volume.persistence_id, link)
-    return True
+        raise VolumeError(f"Cannot open the sandbox {real_sandbox}: {exc}") from None
+
+
+def _owner(user: str | None) -> tuple[int, int] | None:
+    """(uid, gid) to give what is made in a sandbox, when the agent is root."""
+    if not user or os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise VolumeError(f"user '{user}' does not exist on this agent") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _has_dir(sandbox_fd: int, parts: list[str]) -> bool:
+    """Whether ``parts`` under the sandbox are directories, none of them a link."""
+    fd = os.dup(sandbox_fd)
+    try:
+        for name in parts:
+            try:
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                return False
+            os.close(fd)
+            fd = child
+        return True
+    finally:
+        os.close(fd)
+
+
+def mounted_read_only(pid: int, path: str) -> bool:
+    """Whether ``path`` (a real path) is a read-only mount point in the mount
+    namespace of process ``pid`` (a running container's): how an agent that did not
+    start the container, one recovered after a restart, learns which read-only
+    volumes it got. Read from the kernel (``/proc/<pid>/mountinfo``), never from the
+    sandbox, whose user could make any directory look like a mount point. The last
+    mount at ``path`` is the one seen there."""
+    try:
+        with open(f"/proc/{pid}/mountinfo", encoding="utf-8",
+                  errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    found: bool | None = None
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) < 6:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        if point == path:
+            found = "ro" in fields[5].split(",")
+    return bool(found)
 
 
 # --------------------------------------------------------------- a task group's tasks
@@ -288,29 +309,17 @@ def _open_parent(task_fd: int, parts: list[str], owner: tuple[int, int] | None,
                  volume: Volume) -> int:
     """An open descriptor of the directory that will hold the last of ``parts``,
     creating the ones before it (given to ``owner``) and refusing to go through a
-    symlink or a non-directory."""
+    symlink or a non-directory (``group_fetch.open_subdir``, one component at a
+    time)."""
     fd = os.dup(task_fd)
     try:
-        for name in parts[:-1]:
-            made = False
-            try:
-                os.mkdir(name, 0o755, dir_fd=fd)
-                made = True
-            except FileExistsError:
-                pass
-            try:
-                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise VolumeError(
-                        f"Volume '{volume.persistence_id}': '{name}' on its container path "
-                        "in the task sandbox is a symbolic link or not a directory"
-                    ) from None
-                raise
+        for i, name in enumerate(parts[:-1]):
+            child = open_subdir(fd, name, "/".join(parts[:i + 1]), owner)
             os.close(fd)
             fd = child
-            if made and owner is not None:
-                os.fchown(fd, *owner)
+    except UnsafePathError as exc:
+        os.close(fd)
+        raise VolumeError(f"Volume '{volume.persistence_id}': {exc}") from None
     except BaseException:
         os.close(fd)
         raise
@@ -321,9 +330,11 @@ def task_mount_points(work_dir: str, task_fd: int, task_dir: str, resources: Res
                       owner: tuple[int, int] | None = None) -> list[BindMount]:
     """:func:`mount_points` for a task group's task about to start with its container:
     a mount point at ``<task_dir>/<container_path>`` for each read-only volume in the
-    task's ``resources``, made through ``task_fd`` (the open ``task_dir``); directories
-    on the way are given to ``owner`` (the task's user). The launcher mounts them by
-    path before anything of the container runs, so no link can appear on the way."""
+    task's ``resources``, made through ``task_fd`` (the open ``task_dir``, named by its
+    real path); directories on the way are given to ``owner`` (the task's user). The
+    user may swap a directory on the way for a link after this: the launcher's mount
+    helper (``containerizer.bind_mount``) walks to each mount point by descriptor
+    without following links, and fails the launch on one."""
     mounts: list[BindMount] = []
     for volume in resources.volumes():
         if volume.mode != "RO":

@@ -19,9 +19,11 @@ a pid namespace ``unshare`` needs root, so util-linux ``setpriv`` drops them the
 ``LaunchInfo.mounts`` (read-only persistent volumes) need a mount namespace of the
 container's own, so that what is mounted there is private to it and goes with its
 last process. The linux launcher makes one (the pid namespace's, or ``unshare
---mount`` alone; propagation private), bind-mounts each source on its target there,
-remounts the read-only ones read-only, and only then drops to the user and execs the
-command. The posix launcher has no namespaces and refuses such a launch.
+--mount`` alone; propagation private), where the ``bind_mount`` helper bind-mounts
+each source on its target by descriptor (the sandbox is the user's by then) and
+remounts the read-only ones read-only (non-recursive binds: no writable submount
+comes along), and only then drops to the user and execs the command. The posix
+launcher has no namespaces and refuses such a launch.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ import os
 import pwd
 import shutil
 import signal
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from mesos.agent.containerizer import bind_mount
 from mesos.agent.containerizer.cgroups import Cgroups, CgroupsError
 from mesos.agent.containerizer.isolator import BindMount, LaunchInfo
 from mesos.agent.containerizer.procfs import descendants, session_pids
@@ -226,27 +230,13 @@ class LinuxLauncher(Launcher):
         await self.cgroups.kill(container_id)
 
 
-# Run inside the new mount namespace, before the command: "$@" is groups of
-# (ro|rw, source, target), then "--" and the command. Any failure ends the container
-# (mount's message in its stderr) before the command could run without its mount.
-# Binds are recursive (mounts under the source come along, as Mesos' MS_REC). A
-# read-only source is also bound read-only onto itself: the container must not be
-# able to write it through its host path (a volume's <work_dir>/volumes/... one).
-_MOUNT_SCRIPT = (
-    'while [ "$1" != -- ]; do '
-    'mount --rbind "$2" "$3" || exit 121; '
-    'if [ "$1" = ro ]; then mount -o remount,bind,ro "$3" || exit 121; '
-    'mount --rbind "$2" "$2" && mount -o remount,bind,ro "$2" || exit 121; fi; '
-    "shift 3; done; shift; exec \"$@\""
-)
-
-
 def _mount_prefix(mounts: Sequence[BindMount]) -> list[str]:
-    """argv prefix making ``mounts`` (in order) and then exec'ing the rest."""
-    sh, mount = shutil.which("sh"), shutil.which("mount")
-    if sh is None or mount is None:
-        raise LaunchError(f"{mounts[0].what} needs 'sh' and util-linux 'mount' on PATH")
-    argv = [sh, "-c", _MOUNT_SCRIPT, "mesos-mount"]
+    """argv prefix making ``mounts`` (in order) inside the new mount namespace and then
+    exec'ing the rest: the ``bind_mount`` helper, run isolated by this Python. It
+    reaches each target by descriptor, never through a link the sandbox's user may
+    have planted (see its docstring for why not mount(8)); any failure ends the
+    container (exit 121, the reason in its stderr) before the command runs."""
+    argv = [sys.executable, "-I", "-S", bind_mount.__file__]
     for m in mounts:
         if not (os.path.isabs(m.source) and os.path.isabs(m.target)):
             raise LaunchError(f"{m.what}: mount paths must be absolute")

@@ -38,11 +38,16 @@ FLAGS = [
 
 
 def chown_tree(path: str, uid: int, gid: int) -> None:
-    """``chown -R`` without following symlinks (a link's target is not ours to give)."""
-    os.lchown(path, uid, gid)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
+    """``chown -R`` without following symlinks (a link's target is not ours to give).
+
+    Bottom-up, ``path`` itself last: each path handed to ``lchown`` then runs only
+    through directories that are still root's, so a process of the user (another
+    container's, running meanwhile) cannot swap one of them for a link and have a
+    later ``lchown`` land outside the sandbox, as it could once the top was its."""
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in files + dirs:
             os.lchown(os.path.join(root, name), uid, gid)
+    os.lchown(path, uid, gid)
 
 
 class FilesystemPosixIsolator(Isolator):
