@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -255,24 +256,73 @@ def test_recovered_read_only_mounts_are_read_from_the_kernel(tmp_path: Path) -> 
     assert not volumes.mounted_read_only(proc.pid, target)  # gone with its process
 
 
-def test_sandbox_is_given_away_bottom_up(tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """``filesystem/posix`` chowns a sandbox to its user children first, the sandbox
-    itself last: until then every path it chowns runs through root's directories
-    only, which no process of that user can swap for a link."""
-    sandbox = tmp_path / "sandbox"
+def test_sandbox_is_given_away_without_following_a_swapped_in_link(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``filesystem/posix`` chowns a sandbox parts of which may be its user's
+    already: a process of that user swaps a directory for a link to a root-owned
+    one while the tree is being given away. Nothing outside the sandbox may change
+    owner (a path-based walk did: it chowned the link's target)."""
+    if os.geteuid() != 0:
+        pytest.fail("this test gives files to another uid and needs root")
+    nobody = 65534
+    sandbox, victim, moved = tmp_path / "sandbox", tmp_path / "victim", tmp_path / "moved"
     (sandbox / "a" / "b").mkdir(parents=True)
     (sandbox / "a" / "b" / "f").write_text("x")
     (sandbox / "link").symlink_to("/etc")
-    done: list[str] = []
-    real = os.lchown
+    (victim / "b").mkdir(parents=True)
+    (victim / "b" / "f").write_text("root's")
+    swapped: list[bool] = []
 
-    def record(path: str, uid: int, gid: int) -> None:
-        done.append(os.path.relpath(path, sandbox))
-        real(path, uid, gid)
+    def swap_once() -> None:
+        if not swapped:  # what the user's process does, once the walk is under way
+            swapped.append(True)
+            os.rename(sandbox / "a", moved)
+            os.symlink(victim, sandbox / "a")
 
-    monkeypatch.setattr(os, "lchown", record)
-    chown_tree(str(sandbox), os.getuid(), os.getgid())
-    assert done[-1] == "."
-    assert sorted(done) == sorted([".", "a", "a/b", "a/b/f", "link"])
-    assert done.index("a/b/f") < done.index("a/b") < done.index("a")
+    real_chown, real_lchown = os.chown, os.lchown
+
+    def chown(*args: Any, **kwargs: Any) -> None:
+        swap_once()
+        real_chown(*args, **kwargs)
+
+    def lchown(*args: Any, **kwargs: Any) -> None:
+        swap_once()
+        real_lchown(*args, **kwargs)
+
+    monkeypatch.setattr(os, "chown", chown)
+    monkeypatch.setattr(os, "lchown", lchown)
+    chown_tree(str(sandbox), nobody, nobody)
+    monkeypatch.undo()
+    assert swapped
+    for path in (victim, victim / "b", victim / "b" / "f", Path("/etc")):
+        assert path.stat().st_uid == 0, f"{path} was given away through the link"
+    # What was in the sandbox is the user's, wherever the user moved it.
+    assert (moved / "b" / "f").stat().st_uid == nobody
+    assert sandbox.stat().st_uid == nobody
+    assert os.lstat(sandbox / "link").st_uid == nobody  # the link itself, not /etc
+
+
+def test_a_hard_linked_file_is_not_given_away(tmp_path: Path) -> None:
+    """A file with several hard links may be one to a file outside the sandbox."""
+    if os.geteuid() != 0:
+        pytest.fail("this test gives files to another uid and needs root")
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    outside = tmp_path / "outside"
+    outside.write_text("root's")
+    os.link(outside, sandbox / "hard")
+    (sandbox / "own").write_text("x")
+    chown_tree(str(sandbox), 65534, 65534)
+    assert outside.stat().st_uid == 0
+    assert (sandbox / "own").stat().st_uid == 65534
+
+
+def test_mount_helper_hands_the_command_exactly_its_environment() -> None:
+    """Python sets LC_CTYPE=C.UTF-8 in its own environment when started in the C
+    locale (PEP 538); the helper must not pass that on to the task's command."""
+    helper = _mount_prefix([])[:-1]  # the helper's argv, without mounts or "--"
+    env_cmd = shutil.which("env")
+    assert env_cmd is not None, "coreutils 'env' is missing"
+    out = subprocess.run([*helper, "--", env_cmd], env={"FOO": "1"}, capture_output=True,
+                         text=True, timeout=60, check=True)
+    assert out.stdout.splitlines() == ["FOO=1"], out.stdout

@@ -44,7 +44,7 @@ MS_BIND = 4096
 MS_REC = 16384
 # statvfs f_flag bits that are also mount(2) flags, kept across a read-only remount.
 _KEPT = (os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC | os.ST_NOATIME | os.ST_NODIRATIME
-         | os.ST_RELATIME | os.ST_SYNCHRONOUS | os.ST_MANDLOCK)
+         | os.ST_SYNCHRONOUS | os.ST_MANDLOCK)
 _PATH = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 EXIT_FAILED = 121
 
@@ -142,6 +142,23 @@ def bind(mode: str, source: str, target: str) -> None:
         os.close(source_fd)
 
 
+def _environment_given() -> dict[bytes, bytes]:
+    """The environment this process was started with, for the command.
+
+    Not ``os.environ``: Python changes that at start-up (PEP 538 sets
+    ``LC_CTYPE=C.UTF-8`` when the locale is C, ``-I`` notwithstanding), and the
+    command must get exactly the task's environment. ``/proc/self/environ`` holds the
+    block the kernel was given at exec, which later ``setenv`` calls do not touch."""
+    with open("/proc/self/environ", "rb") as f:
+        block = f.read()
+    env: dict[bytes, bytes] = {}
+    for entry in block.split(b"\0"):
+        key, sep, value = entry.partition(b"=")
+        if sep and key:
+            env[key] = value
+    return env
+
+
 def main(argv: Sequence[str]) -> int:
     """Make the mounts in ``argv`` (groups of mode, source, target, then ``--``) and
     exec the rest; only returns on failure."""
@@ -163,7 +180,7 @@ def main(argv: Sequence[str]) -> int:
             print(f"mesos-mount: cannot mount {source} at {target}: {exc}", file=sys.stderr)
             return EXIT_FAILED
     try:
-        os.execvp(command[0], command)
+        os.execvpe(command[0], command, _environment_given())
     except OSError as exc:
         print(f"mesos-mount: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
     return EXIT_FAILED

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 
 from mesos.agent.containerizer.isolator import (
     ContainerConfig,
@@ -38,16 +39,29 @@ FLAGS = [
 
 
 def chown_tree(path: str, uid: int, gid: int) -> None:
-    """``chown -R`` without following symlinks (a link's target is not ours to give).
+    """``chown -R`` that a process of the user, running meanwhile, cannot redirect.
 
-    Bottom-up, ``path`` itself last: each path handed to ``lchown`` then runs only
-    through directories that are still root's, so a process of the user (another
-    container's, running meanwhile) cannot swap one of them for a link and have a
-    later ``lchown`` land outside the sandbox, as it could once the top was its."""
-    for root, dirs, files in os.walk(path, topdown=False):
+    Parts of the sandbox may be the user's already (a task sandbox, a volume's
+    parent directories), so any directory below ``path`` can be swapped for a link
+    while this runs. Hence every directory is opened by descriptor without following
+    links (:func:`os.fwalk`) and every entry is changed relative to its directory's
+    descriptor without following a link in its last component (``fchownat`` with
+    ``AT_SYMLINK_NOFOLLOW``): no path resolved here runs through anything the user
+    can replace. A file with more than one hard link is left alone (it may be a link
+    to a file outside the sandbox, where ``protected_hardlinks`` is off). Bottom-up,
+    ``path`` itself last."""
+    for _root, dirs, files, dir_fd in os.fwalk(path, topdown=False, follow_symlinks=False):
         for name in files + dirs:
-            os.lchown(os.path.join(root, name), uid, gid)
-    os.lchown(path, uid, gid)
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+                    log.warning("not giving %s/%s to uid %d: it has %d hard links",
+                                _root, name, uid, st.st_nlink)
+                    continue
+                os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed meanwhile (by the user's own processes)
+    os.chown(path, uid, gid, follow_symlinks=False)
 
 
 class FilesystemPosixIsolator(Isolator):
