@@ -9,7 +9,6 @@ flat object, timestamps are float epoch seconds. ``?jsonp=cb`` wraps the output.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from mesos import __version__
 from mesos import attributes as attributes_mod
 from mesos.agent.keys import AGENT
 from mesos.agent.state import Executor, Framework, Task
+from mesos.http.files import json_response
 from mesos.resources import Resources
 from mesos.v1 import codec
 from mesos.v1 import mesos as v1
@@ -45,14 +45,6 @@ __all__ = [
 ]
 
 BUILD = {"build_date": "", "build_time": 0.0, "build_user": ""}
-
-
-def _json(request: web.Request, data: Any) -> web.Response:
-    text = json.dumps(data, separators=(",", ":"))
-    callback = request.query.get("jsonp")
-    if callback:
-        return web.Response(text=f"{callback}({text});", content_type="text/javascript")
-    return web.Response(text=text, content_type="application/json")
 
 
 def _resources(items: list[v1.Resource]) -> Resources:
@@ -285,15 +277,15 @@ def metrics_json(agent: Agent) -> dict[str, float]:
 
 
 async def state(request: web.Request) -> web.Response:
-    return _json(request, state_json(request.app[AGENT]))
+    return json_response(request, state_json(request.app[AGENT]))
 
 
 async def flags(request: web.Request) -> web.Response:
-    return _json(request, {"flags": request.app[AGENT].flags.as_dict()})
+    return json_response(request, {"flags": request.app[AGENT].flags.as_dict()})
 
 
 async def monitor_statistics(request: web.Request) -> web.Response:
-    return _json(request, await statistics_json(request.app[AGENT]))
+    return json_response(request, await statistics_json(request.app[AGENT]))
 
 
 async def containers_json(agent: Agent) -> list[dict[str, Any]]:
@@ -316,7 +308,7 @@ async def containers_json(agent: Agent) -> list[dict[str, Any]]:
 
 
 async def containers(request: web.Request) -> web.Response:
-    return _json(request, await containers_json(request.app[AGENT]))
+    return json_response(request, await containers_json(request.app[AGENT]))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -324,8 +316,8 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def version(request: web.Request) -> web.Response:
-    return _json(request, {"version": __version__, **BUILD})
+    return json_response(request, {"version": __version__, **BUILD})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return _json(request, metrics_json(request.app[AGENT]))
+    return json_response(request, metrics_json(request.app[AGENT]))

@@ -58,6 +58,7 @@ from mesos.agent import api_operator, files, launcher, paths
 from mesos.agent.keys import AGENT
 from mesos.agent.state import Executor, Framework, v1_task
 from mesos.http import responses
+from mesos.http.files import file_info_v1
 from mesos.v1 import codec, recordio
 from mesos.v1 import mesos as v1
 
@@ -635,18 +636,12 @@ async def get_containers(agent: Agent, nested: NestedContainers, provider: Usage
     return _compact({"containers": containers})
 
 
-def _file_info_v1(path: str, st: os.stat_result) -> dict[str, Any]:
-    uid, gid = files.owner(st)
-    return {"path": path, "nlink": st.st_nlink, "size": st.st_size,
-            "mtime": {"nanoseconds": st.st_mtime_ns}, "mode": st.st_mode, "uid": uid, "gid": gid}
-
-
 def _list_files(real: str, requested: str) -> list[dict[str, Any]]:
     """A directory's entries, or the file itself (as Mesos' browse does)."""
     st = os.stat(real)
     if not stat.S_ISDIR(st.st_mode):
-        return [_file_info_v1(requested, st)]
-    return [_file_info_v1(p, s) for p, s in files.dir_entries(real, requested.rstrip("/"))]
+        return [file_info_v1(requested, st)]
+    return [file_info_v1(p, s) for p, s in files.dir_entries(real, requested.rstrip("/"))]
 
 
 def _read(real: str, offset: int, length: int) -> tuple[int, bytes]:

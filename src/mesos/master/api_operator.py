@@ -24,10 +24,10 @@ from typing import Any
 from aiohttp import web
 
 from mesos import __version__
-from mesos.agent.files import FilesError
 from mesos.allocator import Quota, QuotaError
 from mesos.errors import ConflictError, MesosError, ValidationError
 from mesos.http import responses
+from mesos.http.files import FilesError
 from mesos.http.keys import MASTER
 from mesos.http.streaming import EventStream
 from mesos.master import accept as acceptmod

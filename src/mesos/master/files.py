@@ -3,7 +3,7 @@
 Served through ``/files/browse``, ``/files/read``, ``/files/download`` (legacy JSON)
 and the operator calls LIST_FILES and READ_FILE. Only attached files are served: a
 master started without ``--log_dir`` has none, and every path is then 404. The
-checks and answers are the agent's (:mod:`mesos.agent.files`).
+answers and checks are those both daemons share (:mod:`mesos.http.files`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
-from mesos.agent.files import (
+from mesos.http.files import (
     FilesError,
     error_response,
     file_info,
+    file_info_v1,
     json_response,
     parse_int,
     read_file,
@@ -90,8 +91,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 def list_files(master: Any, path: str) -> list[dict[str, Any]]:
     """LIST_FILES' ``file_infos`` (v1 FileInfo: mtime in nanoseconds, numeric mode)."""
-    return [{**file_info(v, st), "mtime": {"nanoseconds": st.st_mtime_ns}, "mode": st.st_mode}
-            for v, st in entries(attached(master.flags.log_dir), path)]
+    return [file_info_v1(v, st) for v, st in entries(attached(master.flags.log_dir), path)]
 
 
 async def read_file_call(master: Any, path: str, offset: int, length: int) -> dict[str, Any]:
