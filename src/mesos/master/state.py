@@ -148,18 +148,23 @@ class TaskMap(dict[str, Task]):
     take its tasks over while the old one's still hold them; without this every
     re-registration would leave one more map to tell of each change, for ever.
 
+    ``agents`` counts the tasks held (whether or not counted here) by their
+    ``agent_id`` (which a task never changes), so ``/master/state-summary`` names a
+    framework's agents without walking its tasks.
+
     A map made with ``watch=True`` (a framework's) also notes in ``changed`` every
     task that came in or had a field its JSON shows set, for the state views'
     background encoder (:func:`mesos.master.state_builder.warm`), which empties it.
     """
 
-    __slots__ = ("_live_sum", "changed", "kind", "live", "parent", "states", "used")
+    __slots__ = ("_live_sum", "agents", "changed", "kind", "live", "parent", "states", "used")
 
     def __init__(self, items: Mapping[str, Task] | Iterable[tuple[str, Task]] = (), *,
                  watch: bool = False, kind: str = "") -> None:
         super().__init__()
         self.kind = kind
         self.states: dict[str, int] = {}
+        self.agents: dict[str, int] = {}
         self.live: dict[Resources, int] = {}
         self._live_sum: Resources | None = None
         self.used = [0] * len(USED_SCALARS)
@@ -213,6 +218,7 @@ class TaskMap(dict[str, Task]):
                 del changed[gone]
 
     def _join(self, task: Task) -> None:
+        self.agents[task.agent_id] = self.agents.get(task.agent_id, 0) + 1
         maps = task.maps
         if self.kind:
             for i, m in enumerate(maps):
@@ -225,6 +231,11 @@ class TaskMap(dict[str, Task]):
         self.mark(task)
 
     def _leave(self, task: Task) -> None:
+        left = self.agents[task.agent_id] - 1
+        if left:
+            self.agents[task.agent_id] = left
+        else:
+            del self.agents[task.agent_id]
         maps = task.maps
         for i, m in enumerate(maps):
             if m is self:

@@ -19,6 +19,7 @@ from mesos.master.state import (
     Agent,
     Framework,
     Task,
+    TaskMap,
     milli_scalars,
 )
 from mesos.resources import Resources
@@ -334,26 +335,36 @@ def standby_metrics(standby: Standby) -> dict[str, float]:
     return {"master/elected": 0.0, "master/uptime_secs": standby.uptime()}
 
 
-def _state_counts(tasks: list[Task]) -> dict[str, int]:
+def _state_counts(maps: Iterable[TaskMap], tasks: Iterable[Task] = ()) -> dict[str, int]:
+    """Tasks by state (every state of :data:`TASK_STATES` present, 0 if none): from
+    the counts the task ``maps`` keep, plus a walk of ``tasks`` (a framework's
+    completed ones, a bounded list)."""
     counts = dict.fromkeys(TASK_STATES, 0)
+    for by_id in maps:
+        for state_name, n in by_id.states.items():
+            counts[state_name] = counts.get(state_name, 0) + n
     for task in tasks:
         counts[task.state] = counts.get(task.state, 0) + 1
     return counts
 
 
 def state_summary(master: Master) -> dict[str, Any]:
+    """/master/state-summary. The task counts come from the counts the task maps
+    keep and ``slave_ids`` from the agents each framework's map tallies
+    (:class:`mesos.master.state.TaskMap`), so nothing here walks the live tasks:
+    O(agents + frameworks), plus each framework's bounded completed tasks."""
     memo = Memo()
     slaves = []
     for agent in master.agents.values():
         item = agent_json(master, agent, memo=memo)
-        item.update(_state_counts(agent.all_tasks()))
+        item.update(_state_counts(agent.tasks.values()))
         item["framework_ids"] = sorted(agent.tasks)
         slaves.append(item)
     frameworks = []
     for framework in master.frameworks.values():
         item = framework_json(master, framework, summary=True)
-        item.update(_state_counts(list(framework.tasks.values()) + list(framework.completed_tasks)))
-        item["slave_ids"] = sorted({t.agent_id for t in framework.tasks.values()})
+        item.update(_state_counts((framework.tasks,), framework.completed_tasks))
+        item["slave_ids"] = sorted(framework.tasks.agents)
         frameworks.append(item)
     out: dict[str, Any] = {"hostname": master.hostname, "slaves": slaves, "frameworks": frameworks}
     if master.flags.cluster:
