@@ -899,6 +899,20 @@ async def _stream_response(request: web.Request, media: Media) -> web.StreamResp
     return response
 
 
+def _admit_launch(registry: NestedContainers, agent: Agent,
+                  key: tuple[str, ...]) -> Executor | None:
+    """What every nested launch checks first: the agent is not stopping and the parent
+    is known; ``None`` when ``key`` runs already (Mesos' ALREADY_LAUNCHED). Otherwise
+    ``key`` is marked as launching and its parent executor returned."""
+    if registry.closing.is_set():
+        raise CallError(503, "The agent is shutting down")
+    if registry.running(key):
+        return None
+    executor = _parent_executor(agent, key)
+    registry.begin_launch(key)
+    return executor
+
+
 async def _launch_session(request: web.Request, agent: Agent, body: dict[str, Any],
                           media: Media) -> web.StreamResponse:
     call = "launch_nested_container_session"
@@ -906,12 +920,9 @@ async def _launch_session(request: web.Request, agent: Agent, body: dict[str, An
     command = _command(body[call], call)
     _no_tty(body[call])
     registry = request.app[NESTED]
-    if registry.closing.is_set():
-        raise CallError(503, "The agent is shutting down")
-    if registry.running(key):
+    executor = _admit_launch(registry, agent, key)
+    if executor is None:
         return web.Response(status=202)  # Mesos: ALREADY_LAUNCHED
-    executor = _parent_executor(agent, key)
-    registry.begin_launch(key)
     try:
         process = await _spawn(command, executor.directory,
                                _session_env(agent, executor, command))
@@ -1046,12 +1057,9 @@ async def _launch_nested(request: web.Request, agent: Agent, body: dict[str, Any
     command = _command(body[name], name)
     _no_tty(body[name])
     registry = request.app[NESTED]
-    if registry.closing.is_set():
-        raise CallError(503, "The agent is shutting down")
-    if registry.running(key):
+    executor = _admit_launch(registry, agent, key)
+    if executor is None:
         return web.Response(status=202)  # Mesos: ALREADY_LAUNCHED
-    executor = _parent_executor(agent, key)
-    registry.begin_launch(key)
     try:
         try:
             prepared = await _prepare_sandbox(executor.directory, key[-1])

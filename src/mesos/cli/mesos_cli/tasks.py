@@ -18,6 +18,7 @@ from mesos.cli.mesos_cli.client import AgentClient, CliError, call_error
 from mesos.cli.mesos_cli.context import Ctx, fmt_number, json_option, pass_ctx
 from mesos.cli.mesos_cli.sandbox import (
     FileReader,
+    Sandbox,
     find_task,
     is_terminal,
     list_tasks,
@@ -114,6 +115,21 @@ def _exit_code(wait: Any) -> int:
     return 1
 
 
+def _running_container(ctx: Ctx, task_id: str, framework_id: str | None,
+                       verb: str) -> tuple[Sandbox, str]:
+    """The running task's sandbox and the id of its executor's container, which
+    `exec` and `attach` work on; a clear error when the task has ended or the agent
+    names no container."""
+    found = find_task(ctx, task_id, framework_id)
+    if is_terminal(found):
+        raise CliError(f"task {task_id} is {found.get('state')}; {verb} needs a running task")
+    sandbox = locate_sandbox(ctx, found)
+    container = sandbox.executor.get("container")
+    if not container:
+        raise CliError(f"the agent at {sandbox.agent.address} reports no container for task {task_id}")
+    return sandbox, str(container)
+
+
 @task.command("exec", context_settings={"ignore_unknown_options": True,
                                         "allow_interspersed_args": False})
 @click.option("--interactive", "-i", is_flag=True,
@@ -136,13 +152,7 @@ def exec_cmd(ctx: Ctx, task_id: str, command: tuple[str, ...], framework_id: str
         command = command[1:]
     if not command:
         raise click.UsageError("no command given after --")
-    found = find_task(ctx, task_id, framework_id)
-    if is_terminal(found):
-        raise CliError(f"task {task_id} is {found.get('state')}; exec needs a running task")
-    sandbox = locate_sandbox(ctx, found)
-    parent = sandbox.executor.get("container")
-    if not parent:
-        raise CliError(f"the agent at {sandbox.agent.address} reports no container for task {task_id}")
+    sandbox, parent = _running_container(ctx, task_id, framework_id, "exec")
     container_id = {"value": str(uuid.uuid4()), "parent": {"value": parent}}
     name = "LAUNCH_NESTED_CONTAINER_SESSION"
     call = {"type": name, "launch_nested_container_session": {
@@ -288,13 +298,7 @@ def attach(ctx: Ctx, task_id: str, framework_id: str | None) -> None:
     Uses the agent's ATTACH_CONTAINER_OUTPUT call on the task's container: stdout and
     stderr go to ours. `mesos task logs` prints what was written before.
     """
-    found = find_task(ctx, task_id, framework_id)
-    if is_terminal(found):
-        raise CliError(f"task {task_id} is {found.get('state')}; attach needs a running task")
-    sandbox = locate_sandbox(ctx, found)
-    container = sandbox.executor.get("container")
-    if not container:
-        raise CliError(f"the agent at {sandbox.agent.address} reports no container for task {task_id}")
+    sandbox, container = _running_container(ctx, task_id, framework_id, "attach")
     name = "ATTACH_CONTAINER_OUTPUT"
     call = {"type": name, "attach_container_output": {"container_id": {"value": container}}}
     head, body = sandbox.agent.stream(
