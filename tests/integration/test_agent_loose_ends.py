@@ -339,26 +339,33 @@ def python_for(user: str) -> str:
                 "executor runs as the task's user", pytrace=False)
 
 
+def start_agent_runnable_by(user: str, c: Cluster, world_dir: Path) -> tuple[Daemon, Path]:
+    """Start agent0 (``filesystem/posix``, so tasks run as their user) with a Python
+    ``user`` can run: the agent starts executors with its own interpreter, finding our
+    packages through PYTHONPATH. Returns the daemon and its work dir."""
+    python = python_for(user)
+    paths = [sysconfig.get_paths()["purelib"], str(Path(mesos.__file__).parents[1])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    agent_dir = world_dir / "agent0"
+    agent_dir.mkdir()
+    agent = Daemon("agent0", [
+        python, "-m", "mesos.cli.agent", f"--master={c.master_url}", "--ip=127.0.0.1",
+        f"--port={free_port()}", f"--work_dir={agent_dir}",
+        "--registration_backoff_factor=100ms", "--resources=cpus:4;mem:1024;disk:1024",
+        "--isolation=posix/cpu,posix/mem,filesystem/posix"], agent_dir / "agent.log", env)
+    agent.start()
+    return agent, agent_dir
+
+
+
 async def test_new_volume_is_given_to_the_task_user(world_dir: Path) -> None:
     """A task running as 'nobody' can write to a new volume: on its first use the
     volume directory is chowned to the task's user."""
     if os.geteuid() != 0:
         pytest.fail("running tasks as another user needs root (CI runs as root)")
     nobody = pwd.getpwnam("nobody")
-    python = python_for("nobody")
-    # The agent runs with that Python too (it starts executors with its own), finding
-    # our packages through PYTHONPATH.
-    paths = [sysconfig.get_paths()["purelib"], str(Path(mesos.__file__).parents[1])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     with Cluster(world_dir, agents=0) as c:
-        agent_dir = world_dir / "agent0"
-        agent_dir.mkdir()
-        agent = Daemon("agent0", [
-            python, "-m", "mesos.cli.agent", f"--master={c.master_url}", "--ip=127.0.0.1",
-            f"--port={free_port()}", f"--work_dir={agent_dir}",
-            "--registration_backoff_factor=100ms", "--resources=cpus:4;mem:1024;disk:1024",
-            "--isolation=posix/cpu,posix/mem,filesystem/posix"], agent_dir / "agent.log", env)
-        agent.start()
+        agent, agent_dir = start_agent_runnable_by("nobody", c, world_dir)
         s = RawScheduler(c.master_url)
         try:
             wait_for(lambda: c.get("/master/slaves")["slaves"], 60, "the agent to register")
@@ -430,18 +437,8 @@ async def test_volumes_added_to_a_running_container(world_dir: Path) -> None:
     if os.geteuid() != 0:
         pytest.fail("running tasks as another user needs root (CI runs as root)")
     nobody = pwd.getpwnam("nobody")
-    python = python_for("nobody")
-    paths = [sysconfig.get_paths()["purelib"], str(Path(mesos.__file__).parents[1])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     with Cluster(world_dir, agents=0) as c:
-        agent_dir = world_dir / "agent0"
-        agent_dir.mkdir()
-        agent = Daemon("agent0", [
-            python, "-m", "mesos.cli.agent", f"--master={c.master_url}", "--ip=127.0.0.1",
-            f"--port={free_port()}", f"--work_dir={agent_dir}",
-            "--registration_backoff_factor=100ms", "--resources=cpus:4;mem:1024;disk:1024",
-            "--isolation=posix/cpu,posix/mem,filesystem/posix"], agent_dir / "agent.log", env)
-        agent.start()
+        agent, agent_dir = start_agent_runnable_by("nobody", c, world_dir)
         s = RawScheduler(c.master_url)
         try:
             wait_for(lambda: c.get("/master/slaves")["slaves"], 60, "the agent to register")
@@ -514,20 +511,10 @@ async def test_executor_volume_relink_never_follows_a_planted_link(
     (a warning) and makes nothing where it points."""
     if os.geteuid() != 0:
         pytest.fail("running tasks as another user needs root (CI runs as root)")
-    python = python_for("nobody")
-    paths = [sysconfig.get_paths()["purelib"], str(Path(mesos.__file__).parents[1])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     victim = world_dir / "victim"
     victim.mkdir(mode=0o700)
     with Cluster(world_dir, agents=0) as c:
-        agent_dir = world_dir / "agent0"
-        agent_dir.mkdir()
-        agent = Daemon("agent0", [
-            python, "-m", "mesos.cli.agent", f"--master={c.master_url}", "--ip=127.0.0.1",
-            f"--port={free_port()}", f"--work_dir={agent_dir}",
-            "--registration_backoff_factor=100ms", "--resources=cpus:4;mem:1024;disk:1024",
-            "--isolation=posix/cpu,posix/mem,filesystem/posix"], agent_dir / "agent.log", env)
-        agent.start()
+        agent, _ = start_agent_runnable_by("nobody", c, world_dir)
         s = RawScheduler(c.master_url)
         try:
             wait_for(lambda: c.get("/master/slaves")["slaves"], 60, "the agent to register")

@@ -34,6 +34,7 @@ from tests.integration.test_agent_operator_api import (
     post,
     read_until,
     records,
+    running_sleeper,
     wait_nested,
 )
 
@@ -57,20 +58,7 @@ def agent(cluster: Cluster) -> str:
 @pytest.fixture(scope="module")
 def sleeper(cluster: Cluster, agent: str) -> Iterator[dict[str, Any]]:
     """The running task's executor as the agent's /state shows it."""
-    run = Execute(cluster.master_url, "sleeper", "exec sleep 300")
-
-    def executor() -> dict[str, Any] | None:
-        for fw in http_json(f"http://{agent}/state")["frameworks"]:
-            for ex in fw["executors"]:
-                if any(t["id"] == "sleeper" and t["state"] == "TASK_RUNNING"
-                       for t in ex["tasks"]):
-                    return {**ex, "framework_id": fw["id"]}
-        return None
-
-    try:
-        yield wait_for(executor, 60, "task sleeper to run")
-    finally:
-        run.stop()
+    yield from running_sleeper(cluster, agent, "exec sleep 300")
 
 
 def container_id_record(container_id: dict[str, Any]) -> dict[str, Any]:

@@ -122,11 +122,10 @@ def agent(cluster: Cluster) -> str:
     return address
 
 
-@pytest.fixture(scope="module")
-def sleeper(cluster: Cluster, agent: str) -> Iterator[dict[str, Any]]:
-    """The running task's executor as the agent's /state shows it."""
-    run = Execute(cluster.master_url, "sleeper",
-                  "echo sleeper-out; echo sleeper-err >&2; exec sleep 300")
+def running_sleeper(cluster: Cluster, agent: str, command: str) -> Iterator[dict[str, Any]]:
+    """Run task 'sleeper' (``command``) and yield its executor as the agent's /state
+    shows it, with its framework id; the task is stopped afterwards."""
+    run = Execute(cluster.master_url, "sleeper", command)
 
     def executor() -> dict[str, Any] | None:
         for fw in http_json(f"http://{agent}/state")["frameworks"]:
@@ -140,6 +139,13 @@ def sleeper(cluster: Cluster, agent: str) -> Iterator[dict[str, Any]]:
         yield wait_for(executor, 60, "task sleeper to run")
     finally:
         run.stop()
+
+
+@pytest.fixture(scope="module")
+def sleeper(cluster: Cluster, agent: str) -> Iterator[dict[str, Any]]:
+    """The running task's executor as the agent's /state shows it."""
+    yield from running_sleeper(cluster, agent,
+                               "echo sleeper-out; echo sleeper-err >&2; exec sleep 300")
 
 
 # --------------------------------------------------------------------- envelope and headers
